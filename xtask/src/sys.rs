@@ -1,0 +1,64 @@
+//! The few system calls std does not wrap: process-group kill and CPU affinity.
+//!
+//! This is the only module of xtask allowed `unsafe`; each block says why it is sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Sends SIGKILL to every process in the group `pgid` (a child spawned as a group leader).
+pub(crate) fn kill_process_group(pgid: u32) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; a negative pid names a
+    // process group, and pgid > 1 so this never targets "every process" (-1) or our own group (0).
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// The CPUs this process may run on, in increasing order.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is a plain bit array for which all-zeroes is a valid (empty) value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: we pass a valid pointer to a cpu_set_t and its exact size; pid 0 means this thread.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET only reads the bit `cpu` of `set`, and cpu < CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// Makes `cmd`'s child run only on `cpu` (set between fork and exec, so every thread it ever
+/// starts inherits the mask).
+pub(crate) fn pin_child_to_cpu(cmd: &mut Command, cpu: usize) {
+    let hook = move || -> io::Result<()> {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: all-zeroes is a valid empty cpu_set_t.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: cpu < CPU_SETSIZE (checked above), so CPU_SET writes inside `set`.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        // SAFETY: valid pointer and size; pid 0 is the calling (child) process.
+        let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: the hook runs in the forked child before exec. It allocates nothing, takes no
+    // locks and calls only sched_setaffinity(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
