@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 /// The default listen address of every server in the lab.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -30,6 +31,20 @@ pub(crate) struct Cli {
 enum Command {
     /// Serve the built-in lab site over TCP (the default subcommand).
     Serve(ServeArgs),
+    /// Milestone 1's TCP echo server: raw Berkeley sockets, poll(2), every syscall counted and
+    /// timed (the table is printed at exit). Ctrl-C or SIGTERM shuts it down gracefully.
+    ///
+    /// Options (milestone 1's own command line, passed through unchanged):
+    /// --listen ADDR (127.0.0.1:3000), --mode poll|blocking, --backlog N, --buffer-size BYTES,
+    /// --max-connections N, --sndbuf BYTES, --rcvbuf BYTES, --read-timeout-ms MS,
+    /// --write-timeout-ms MS, --drain-ms MS, --nofile N, --quiet, --no-inspect, --json-report,
+    /// --keep-sigpipe-ignored.
+    #[command(disable_help_flag = true)]
+    Echo {
+        /// Arguments for the echo server (see above); `zyphos echo --help` prints its usage.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The switches of `zyphos serve`.
@@ -107,7 +122,7 @@ impl Proto {
 }
 
 /// Runs the parsed command line.
-pub(crate) fn run(cli: Cli) -> Result<()> {
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let command = cli.command.unwrap_or_else(|| {
         Command::Serve(ServeArgs {
             listen: DEFAULT_LISTEN
@@ -119,8 +134,19 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
         })
     });
     match command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Echo { args } => echo(args),
     }
+}
+
+/// `zyphos echo`: milestone 1's server with its own command line; it prints its syscall table
+/// at exit and exits 2 on a usage error, like `echo_server`.
+fn echo(args: Vec<String>) -> Result<ExitCode> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", m01_raw_sockets::cli::USAGE.replacen("echo_server", "zyphos echo", 1));
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(m01_raw_sockets::cli::main(args))
 }
 
 fn serve(args: ServeArgs) -> Result<()> {

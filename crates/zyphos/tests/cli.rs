@@ -57,3 +57,49 @@ fn test_bad_listen_address_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--listen"), "{err}");
 }
+
+#[test]
+fn test_echo_serves_milestone_one_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zyphos"))
+        .args(["echo", "--listen", "127.0.0.1:0", "--quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("zyphos echo starts");
+    // The first stdout line is the bound address.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut first)
+        .expect("address line");
+    let addr = first.trim().to_owned();
+    let mut conn = TcpStream::connect(&addr).expect("connects to the echo server");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout set");
+    conn.write_all(b"zyphos").expect("sends");
+    let mut echoed = [0u8; 6];
+    conn.read_exact(&mut echoed).expect("echo comes back");
+    assert_eq!(&echoed, b"zyphos");
+    drop(conn);
+
+    // SIGTERM through kill(1) (util-linux/procps, on every Linux this runs on).
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("zyphos echo exits");
+    assert!(out.status.success(), "graceful shutdown exits 0: {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("accept4"), "the syscall table is printed at exit:\n{stderr}");
+}
+
+#[test]
+fn test_echo_bad_argument_is_a_usage_error() {
+    let out = zyphos(&["echo", "--mode", "sideways"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!out.stderr.is_empty());
+}
