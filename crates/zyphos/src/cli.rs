@@ -143,7 +143,10 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
 /// at exit and exits 2 on a usage error, like `echo_server`.
 fn echo(args: Vec<String>) -> Result<ExitCode> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{}", m01_raw_sockets::cli::USAGE.replacen("echo_server", "zyphos echo", 1));
+        println!(
+            "{}",
+            m01_raw_sockets::cli::USAGE.replacen("echo_server", "zyphos echo", 1)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     Ok(m01_raw_sockets::cli::main(args))

@@ -78,7 +78,8 @@ fn test_echo_serves_milestone_one_and_stops_on_sigterm() {
         .expect("address line");
     let addr = first.trim().to_owned();
     let mut conn = TcpStream::connect(&addr).expect("connects to the echo server");
-    conn.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout set");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout set");
     conn.write_all(b"zyphos").expect("sends");
     let mut echoed = [0u8; 6];
     conn.read_exact(&mut echoed).expect("echo comes back");
@@ -92,9 +93,16 @@ fn test_echo_serves_milestone_one_and_stops_on_sigterm() {
         .expect("kill runs");
     assert!(status.success());
     let out = child.wait_with_output().expect("zyphos echo exits");
-    assert!(out.status.success(), "graceful shutdown exits 0: {:?}", out.status);
+    assert!(
+        out.status.success(),
+        "graceful shutdown exits 0: {:?}",
+        out.status
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("accept4"), "the syscall table is printed at exit:\n{stderr}");
+    assert!(
+        stderr.contains("accept4"),
+        "the syscall table is printed at exit:\n{stderr}"
+    );
 }
 
 #[test]
