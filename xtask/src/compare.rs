@@ -48,6 +48,8 @@ pub(crate) struct CompareOptions {
 /// One load run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CompareRun {
+    /// `A` or `B`: which side of the comparison (they may be the same milestone).
+    pub(crate) side: String,
     /// Which milestone's server.
     pub(crate) milestone: u32,
     /// Round number (1-based).
@@ -308,26 +310,9 @@ pub(crate) fn measure(
         [first, second, ..] => (Some(*first), Some(*second)),
         _ => (None, None),
     };
-    let help = Cmd::new([bins.load.display().to_string(), "--help".into()], root)
-        .timeout(Duration::from_secs(30))
-        .run()?;
-    if !help.success() {
-        bail!(
-            "`{} --help` failed ({})",
-            bins.load.display(),
-            help.describe_status()
-        );
-    }
-    let load_has_cpu_flag = help.stdout.contains("--cpu");
-    let load_has_target_flag = help.stdout.contains("--target");
     let pinning = match (server_cpu, load_cpu) {
         (Some(s), Some(l)) => format!(
-            "server pinned to CPU {s} (sched_setaffinity), load generator to CPU {l} ({})",
-            if load_has_cpu_flag {
-                "zyphos-load --cpu"
-            } else {
-                "sched_setaffinity"
-            }
+            "server pinned to CPU {s} (sched_setaffinity), load generator to CPU {l} (zyphos-load --cpu)"
         ),
         _ => "none: fewer than two CPUs available".to_string(),
     };
@@ -335,7 +320,7 @@ pub(crate) fn measure(
 
     let mut runs = Vec::new();
     for round in 1..=opts.rounds {
-        for m in [a, b] {
+        for (side, m) in [("A", a), ("B", b)] {
             let (server, addr) = start_server(root, &bins.server, m, server_cpu)?;
             let mut argv = vec![
                 bins.load.display().to_string(),
@@ -347,24 +332,12 @@ pub(crate) fn measure(
                 "--connections".into(),
                 opts.connections.to_string(),
             ];
-            let mut cmd_cpu = None;
             if let Some(cpu) = load_cpu {
-                if load_has_cpu_flag {
-                    argv.extend(["--cpu".to_string(), cpu.to_string()]);
-                } else {
-                    cmd_cpu = Some(cpu);
-                }
+                argv.extend(["--cpu".to_string(), cpu.to_string()]);
             }
-            if load_has_target_flag {
-                argv.extend(["--target".to_string(), addr.to_string()]);
-            } else {
-                argv.push(addr.to_string());
-            }
-            let mut cmd = Cmd::new(argv, root)
+            argv.push(addr.to_string());
+            let cmd = Cmd::new(argv, root)
                 .timeout(Duration::from_secs(opts.duration_s.saturating_add(120)));
-            if let Some(cpu) = cmd_cpu {
-                cmd = cmd.pin_cpu(cpu);
-            }
             let out = cmd.run()?;
             let server_command = server.command().to_string();
             drop(server);
@@ -385,13 +358,14 @@ pub(crate) fn measure(
             })?;
             let errors: u64 = report.errors.values().sum();
             println!(
-                "round {round}/{}: milestone {:>2}  {:>12} rps  p99 {:>10} us  errors {errors}",
+                "round {round}/{}: {side} = milestone {:>2}  {:>12} rps  p99 {:>10} us  errors {errors}",
                 opts.rounds,
                 m.number,
                 format_number(report.rps),
                 format_number(report.latency.p99_us)
             );
             runs.push(CompareRun {
+                side: side.to_string(),
                 milestone: m.number,
                 round,
                 server_command,
@@ -401,8 +375,8 @@ pub(crate) fn measure(
         }
     }
 
-    let side = |m: &Manifest| {
-        let mine: Vec<&CompareRun> = runs.iter().filter(|r| r.milestone == m.number).collect();
+    let side = |name: &str, m: &Manifest| {
+        let mine: Vec<&CompareRun> = runs.iter().filter(|r| r.side == name).collect();
         Side {
             milestone: m.number,
             title: m.title.clone(),
@@ -415,7 +389,7 @@ pub(crate) fn measure(
             ),
         }
     };
-    let (sa, sb) = (side(a), side(b));
+    let (sa, sb) = (side("A", a), side("B", b));
     let ratio_rps = sb.median_rps / sa.median_rps;
     let ratio_p99 = sb.median_p99_us / sa.median_p99_us;
     Ok(CompareResults {
