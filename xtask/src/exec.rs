@@ -171,6 +171,7 @@ impl Cmd {
             .spawn()
             .with_context(|| format!("cannot start `{}`", self.display()))?;
         let pgid = child.id();
+        sys::register_group(pgid);
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (done_tx, done_rx) = mpsc::channel();
@@ -219,6 +220,7 @@ impl Cmd {
             sys::kill_process_group(pgid);
             wait_readers(&done_rx, readers, Duration::from_secs(2));
         }
+        sys::unregister_group(pgid);
         Ok(Finished {
             status,
             stdout: take_string(&stdout),
@@ -237,6 +239,7 @@ impl Cmd {
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start `{}`", self.display()))?;
+        sys::register_group(child.id());
         let stderr = Arc::new(Mutex::new(Vec::new()));
         if let Some(pipe) = child.stderr.take() {
             let (tx, _rx) = mpsc::channel();
@@ -286,6 +289,7 @@ impl Drop for Background {
             sys::kill_process_group(self.child.id());
         }
         let _ = self.child.wait();
+        sys::unregister_group(self.child.id());
     }
 }
 

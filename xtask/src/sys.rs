@@ -62,3 +62,58 @@ pub(crate) fn pin_child_to_cpu(cmd: &mut Command, cpu: usize) {
         cmd.pre_exec(hook);
     }
 }
+
+/// Process groups of the children still running, killed if xtask itself is interrupted.
+static LIVE_GROUPS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a child started as its own process-group leader.
+pub(crate) fn register_group(pgid: u32) {
+    if let Ok(mut groups) = LIVE_GROUPS.lock() {
+        groups.push(pgid);
+    }
+}
+
+/// Forgets a child that has been waited for.
+pub(crate) fn unregister_group(pgid: u32) {
+    if let Ok(mut groups) = LIVE_GROUPS.lock() {
+        groups.retain(|&g| g != pgid);
+    }
+}
+
+/// Children run in their own process groups (so a timeout kills `cargo run` *and* what it
+/// started), which also means a Ctrl-C at the terminal no longer reaches them. This blocks
+/// SIGINT, SIGTERM and SIGHUP in every thread and waits for them on a dedicated thread, which
+/// kills the live groups and exits with 128 + the signal. Call it first thing in `main`, before
+/// any other thread exists. (std resets the signal mask in children between fork and exec, so
+/// they still receive these signals normally.)
+pub(crate) fn kill_children_on_interrupt() {
+    // SAFETY: all-zeroes is a valid sigset_t to pass to sigemptyset, which initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, exclusively borrowed sigset_t; the signal numbers are valid.
+    let blocked = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) == 0
+    };
+    if !blocked {
+        return;
+    }
+    std::thread::spawn(move || {
+        let mut signal: libc::c_int = 0;
+        // SAFETY: `set` was initialised above and is only read; `signal` is a valid out pointer.
+        if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+            return;
+        }
+        let groups = LIVE_GROUPS.lock().map(|g| g.clone()).unwrap_or_default();
+        for &pgid in &groups {
+            kill_process_group(pgid);
+        }
+        eprintln!(
+            "\ninterrupted: killed {} running child process group(s)",
+            groups.len()
+        );
+        std::process::exit(128 + signal);
+    });
+}
