@@ -154,6 +154,7 @@ impl Cmd {
         }
         // Its own process group, so a timeout kills `cargo run` *and* what it started.
         cmd.process_group(0);
+        sys::unblock_signals_in_child(&mut cmd);
         if let Some(cpu) = self.cpu {
             sys::pin_child_to_cpu(&mut cmd, cpu);
         }

@@ -84,8 +84,9 @@ pub(crate) fn unregister_group(pgid: u32) {
 /// started), which also means a Ctrl-C at the terminal no longer reaches them. This blocks
 /// SIGINT, SIGTERM and SIGHUP in every thread and waits for them on a dedicated thread, which
 /// kills the live groups and exits with 128 + the signal. Call it first thing in `main`, before
-/// any other thread exists. (std resets the signal mask in children between fork and exec, so
-/// they still receive these signals normally.)
+/// any other thread exists. A blocked mask survives fork and exec, so every child must be
+/// started through [`unblock_signals_in_child`] (as `exec::Cmd` does), or a server under test
+/// would never see its SIGTERM.
 pub(crate) fn kill_children_on_interrupt() {
     // SAFETY: all-zeroes is a valid sigset_t to pass to sigemptyset, which initialises it.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -116,4 +117,72 @@ pub(crate) fn kill_children_on_interrupt() {
         );
         std::process::exit(128 + signal);
     });
+}
+
+/// Empties the signal mask of `cmd`'s child between fork and exec, so the signals xtask blocks
+/// for itself ([`kill_children_on_interrupt`]) reach the programs it runs.
+pub(crate) fn unblock_signals_in_child(cmd: &mut Command) {
+    let hook = || -> io::Result<()> {
+        // SAFETY: all-zeroes is a valid sigset_t for sigemptyset to initialise.
+        let mut empty: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `empty` is a valid sigset_t; sigemptyset and sigprocmask are async-signal-safe
+        // and touch only the calling (child) process.
+        let rc = unsafe {
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut())
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    };
+    // SAFETY: the hook runs in the forked child before exec; it allocates nothing, takes no locks
+    // and calls only async-signal-safe functions.
+    unsafe {
+        cmd.pre_exec(hook);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks or unblocks one signal in the calling thread.
+    fn set_thread_mask(how: libc::c_int, signal: libc::c_int) {
+        // SAFETY: as in `kill_children_on_interrupt`: a valid, initialised sigset_t.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+        }
+    }
+
+    #[test]
+    fn children_start_with_an_empty_signal_mask() {
+        // Block SIGTERM in this test thread only (the mask is per thread and fork copies it).
+        set_thread_mask(libc::SIG_BLOCK, libc::SIGTERM);
+        let mut plain = Command::new("grep");
+        plain.args(["SigBlk", "/proc/self/status"]);
+        let inherited = plain.output().expect("grep runs");
+        let mut fixed = Command::new("grep");
+        fixed.args(["SigBlk", "/proc/self/status"]);
+        unblock_signals_in_child(&mut fixed);
+        let cleared = fixed.output().expect("grep runs");
+        set_thread_mask(libc::SIG_UNBLOCK, libc::SIGTERM);
+
+        let mask = |out: &std::process::Output| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let hex = text.split_whitespace().nth(1).unwrap_or("").to_owned();
+            u64::from_str_radix(&hex, 16).expect("SigBlk is hex")
+        };
+        let sigterm_bit = 1u64 << (libc::SIGTERM - 1);
+        assert_ne!(
+            mask(&inherited) & sigterm_bit,
+            0,
+            "without the hook the mask is inherited"
+        );
+        assert_eq!(mask(&cleared), 0, "with the hook the child blocks nothing");
+    }
 }
