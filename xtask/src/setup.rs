@@ -48,6 +48,12 @@ const TOOLS: &[Tool] = &[
         purpose: "syscall tracing (m01)",
     },
     Tool {
+        name: "ip",
+        kind: Kind::Binary { version: &["-V"] },
+        package: "iproute2",
+        purpose: "network namespaces for SYN-flood, RST and keepalive experiments (m02)",
+    },
+    Tool {
         name: "wrk",
         kind: Kind::Binary { version: &["-v"] },
         package: "wrk",

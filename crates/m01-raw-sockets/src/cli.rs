@@ -20,6 +20,7 @@ use std::time::Duration;
 use crate::accounting;
 use crate::echo::{EchoConfig, EchoReport, EchoServer, Mode};
 use crate::error::Error;
+use crate::observe::{ConnectionObserver, NoopObserver};
 use crate::sys::{process, signal};
 
 /// Parsed command line.
@@ -93,6 +94,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, Error> {
 
 /// Binds, prints the address, installs the signal handlers, serves until `SIGINT`/`SIGTERM`.
 pub fn run(opts: Options) -> Result<EchoReport, Error> {
+    run_with_observer(opts, &mut NoopObserver)
+}
+
+/// As [`run`], with `observer` watching every connection (milestone 2's connection table).
+pub fn run_with_observer(
+    opts: Options,
+    observer: &mut dyn ConnectionObserver,
+) -> Result<EchoReport, Error> {
     if let Some(n) = opts.nofile {
         process::set_nofile_soft_limit(n).map_err(|source| Error::Setup {
             what: "RLIMIT_NOFILE",
@@ -124,7 +133,7 @@ pub fn run(opts: Options) -> Result<EchoReport, Error> {
         std::process::id()
     );
     eprint!("{banner}");
-    server.run()
+    server.run_with_observer(observer)
 }
 
 /// `main` for the `echo_server` binary: parse, run, print the report.

@@ -82,6 +82,11 @@ pub enum CloseReason {
     WriteTimeout,
     /// The server shut down (graceful sequence).
     Shutdown,
+    /// An observer asked for the close ([`Action::Close`](crate::observe::Action::Close)).
+    Requested,
+    /// An observer asked for an abortive close: `SO_LINGER` 0, RST
+    /// ([`Action::Abort`](crate::observe::Action::Abort)).
+    Aborted,
     /// Some other errno.
     Error {
         /// The raw errno.

@@ -50,6 +50,8 @@
 //! - [`stats`]: live counters, per-connection records, `/proc` readers.
 //! - [`Error`], [`CloseReason`]: what stops the server vs what ends one connection.
 //! - [`cli`]: the `echo_server` command line (also what `zyphos echo` runs).
+//! - [`observe`]: [`observe::ConnectionObserver`], hooks into each connection's life for code
+//!   that watches connections without owning the loop ([`EchoServer::run_with_observer`]).
 //!
 //! ```no_run
 //! use m01_raw_sockets::{EchoConfig, EchoServer};
@@ -72,6 +74,7 @@ mod echo;
 mod error;
 #[doc(hidden)]
 pub mod lab;
+pub mod observe;
 pub mod stats;
 #[allow(unsafe_code)]
 pub mod sys;

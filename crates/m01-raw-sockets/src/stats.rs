@@ -113,7 +113,7 @@ impl ServerCounters {
             CloseReason::BrokenPipe => self.inc(&self.broken_pipes),
             CloseReason::ReadTimeout => self.inc(&self.read_timeouts),
             CloseReason::WriteTimeout => self.inc(&self.write_timeouts),
-            CloseReason::Shutdown => {}
+            CloseReason::Shutdown | CloseReason::Requested | CloseReason::Aborted => {}
             CloseReason::Error { .. } => self.inc(&self.other_errors),
         }
     }

@@ -38,10 +38,22 @@ enum Command {
     /// --listen ADDR (127.0.0.1:3000), --mode poll|blocking, --backlog N, --buffer-size BYTES,
     /// --max-connections N, --sndbuf BYTES, --rcvbuf BYTES, --read-timeout-ms MS,
     /// --write-timeout-ms MS, --drain-ms MS, --nofile N, --quiet, --no-inspect, --json-report,
-    /// --keep-sigpipe-ignored.
+    /// --keep-sigpipe-ignored. With --conn-table, milestone 2's connection table tracks every
+    /// connection's TCP state against the kernel's (see `zyphos conns`); its own options are
+    /// listed by `zyphos echo --conn-table --help`.
     #[command(disable_help_flag = true)]
     Echo {
         /// Arguments for the echo server (see above); `zyphos echo --help` prints its usage.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Milestone 2's live view: the connections of a server on a port, like `ss`, with our
+    /// tracked TCP state next to the kernel's and the time in state.
+    ///
+    /// Options: --port N (3000), --file PATH, --watch MS, --json; `zyphos conns --help` for all.
+    #[command(disable_help_flag = true)]
+    Conns {
+        /// Arguments for the view (see above).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -136,12 +148,16 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
         Command::Echo { args } => echo(args),
+        Command::Conns { args } => Ok(m02_tcp_state::cli::conns_main(args)),
     }
 }
 
 /// `zyphos echo`: milestone 1's server with its own command line; it prints its syscall table
 /// at exit and exits 2 on a usage error, like `echo_server`.
 fn echo(args: Vec<String>) -> Result<ExitCode> {
+    if args.iter().any(|a| a == "--conn-table") {
+        return Ok(m02_tcp_state::cli::server_main(args));
+    }
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "{}",

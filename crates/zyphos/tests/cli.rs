@@ -60,6 +60,21 @@ fn test_bad_listen_address_is_a_usage_error() {
 
 #[test]
 fn test_echo_serves_milestone_one_and_stops_on_sigterm() {
+    let stderr = echo_round_trip_then_sigterm(&[]);
+    assert!(
+        stderr.contains("accept4"),
+        "the syscall table is printed at exit:\n{stderr}"
+    );
+}
+
+#[test]
+fn test_echo_with_conn_table_serves_and_stops_on_sigterm() {
+    echo_round_trip_then_sigterm(&["--conn-table"]);
+}
+
+/// Starts `zyphos echo` on a free port, checks one echo, stops it with SIGTERM and returns its
+/// stderr once it has exited with status 0.
+fn echo_round_trip_then_sigterm(extra: &[&str]) -> String {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpStream;
     use std::process::Stdio;
@@ -67,6 +82,7 @@ fn test_echo_serves_milestone_one_and_stops_on_sigterm() {
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_zyphos"))
         .args(["echo", "--listen", "127.0.0.1:0", "--quiet"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -98,11 +114,7 @@ fn test_echo_serves_milestone_one_and_stops_on_sigterm() {
         "graceful shutdown exits 0: {:?}",
         out.status
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("accept4"),
-        "the syscall table is printed at exit:\n{stderr}"
-    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::time::Instant;
 use super::buffer::EchoBuffer;
 use super::{ConnMeta, Core, ShutdownStats, micros};
 use crate::error::{CloseReason, Error};
+use crate::observe::{Admission, ConnectionObserver};
 use crate::sys::{self, MSG_NOSIGNAL, POLLIN, PollFd};
 
 pub(super) fn run(
@@ -22,6 +23,7 @@ pub(super) fn run(
     listener: OwnedFd,
     wake: OwnedFd,
     mut reserve: Option<OwnedFd>,
+    obs: &mut dyn ConnectionObserver,
 ) -> Result<Option<ShutdownStats>, Error> {
     let mut backoff = core.config.accept_backoff;
     let mut stats = ShutdownStats::default();
@@ -31,8 +33,13 @@ pub(super) fn run(
             Ok((fd, peer)) => {
                 let accepted_at = Instant::now();
                 backoff = core.config.accept_backoff;
+                if obs.accepted(fd.as_fd(), peer, accepted_at) == Admission::Refuse {
+                    let _ = sys::close(fd);
+                    core.counters.inc(&core.counters.shed);
+                    continue;
+                }
                 let meta = core.setup_connection(&fd, peer, accepted_at);
-                if let Some(s) = serve(core, fd, meta) {
+                if let Some(s) = serve(core, fd, meta, obs) {
                     stats = s;
                 }
             }
@@ -75,7 +82,12 @@ pub(super) fn run(
 
 /// Serves one connection until it ends or shutdown is requested. Returns the shutdown stats
 /// when it was shutdown that ended it.
-fn serve(core: &mut Core, fd: OwnedFd, mut meta: ConnMeta) -> Option<ShutdownStats> {
+fn serve(
+    core: &mut Core,
+    fd: OwnedFd,
+    mut meta: ConnMeta,
+    obs: &mut dyn ConnectionObserver,
+) -> Option<ShutdownStats> {
     let tick = Some(core.config.tick);
     let _ = sys::set_read_timeout(fd.as_fd(), tick);
     let _ = sys::set_write_timeout(fd.as_fd(), tick);
@@ -84,7 +96,7 @@ fn serve(core: &mut Core, fd: OwnedFd, mut meta: ConnMeta) -> Option<ShutdownSta
     let mut last_progress = Instant::now();
     let reason = loop {
         if core.handle.is_shutdown() {
-            return Some(drain_and_close(core, fd, meta, buf));
+            return Some(drain_and_close(core, fd, meta, buf, obs));
         }
         let now = Instant::now();
         if buf.len() > 0 {
@@ -100,6 +112,7 @@ fn serve(core: &mut Core, fd: OwnedFd, mut meta: ConnMeta) -> Option<ShutdownSta
                     meta.bytes_out += n as u64;
                     core.counters.add(&core.counters.bytes_out, n as u64);
                     last_progress = now;
+                    obs.bytes_written(fd.as_fd(), n, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     core.counters.inc(&core.counters.send_would_block);
@@ -114,7 +127,10 @@ fn serve(core: &mut Core, fd: OwnedFd, mut meta: ConnMeta) -> Option<ShutdownSta
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     core.counters.inc(&core.counters.eintr_retries);
                 }
-                Err(e) => break CloseReason::of(&e),
+                Err(e) => {
+                    obs.io_error(fd.as_fd(), &e, now);
+                    break CloseReason::of(&e);
+                }
             }
         } else if reading {
             // Blocks until bytes arrive, EOF, or one tick passed.
@@ -122,12 +138,14 @@ fn serve(core: &mut Core, fd: OwnedFd, mut meta: ConnMeta) -> Option<ShutdownSta
                 Ok(0) => {
                     reading = false;
                     core.counters.inc(&core.counters.eofs);
+                    obs.read_eof(fd.as_fd(), now);
                 }
                 Ok(n) => {
                     buf.filled(n);
                     meta.bytes_in += n as u64;
                     core.counters.add(&core.counters.bytes_in, n as u64);
                     last_progress = now;
+                    obs.bytes_read(fd.as_fd(), n, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     core.counters.inc(&core.counters.recv_would_block);
@@ -142,13 +160,16 @@ fn serve(core: &mut Core, fd: OwnedFd, mut meta: ConnMeta) -> Option<ShutdownSta
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {
                     core.counters.inc(&core.counters.eintr_retries);
                 }
-                Err(e) => break CloseReason::of(&e),
+                Err(e) => {
+                    obs.io_error(fd.as_fd(), &e, now);
+                    break CloseReason::of(&e);
+                }
             }
         } else {
             break CloseReason::PeerClosed;
         }
     };
-    core.close_connection(fd, meta, reason, false);
+    core.close_connection(fd, meta, reason, false, false, obs);
     None
 }
 
@@ -157,6 +178,7 @@ fn drain_and_close(
     fd: OwnedFd,
     mut meta: ConnMeta,
     mut buf: EchoBuffer,
+    obs: &mut dyn ConnectionObserver,
 ) -> ShutdownStats {
     let started = Instant::now();
     let deadline = started + core.config.drain_timeout;
@@ -195,7 +217,14 @@ fn drain_and_close(
         }
     }
     stats.bytes_abandoned = (buf.len() + sys::inq(fd.as_fd()).unwrap_or(0)) as u64;
-    core.close_connection(fd, meta, reason, reason == CloseReason::Shutdown);
+    core.close_connection(
+        fd,
+        meta,
+        reason,
+        reason == CloseReason::Shutdown,
+        false,
+        obs,
+    );
     stats.took_us = micros(started.elapsed());
     stats
 }

@@ -38,6 +38,7 @@ use serde::Serialize;
 
 use crate::accounting::{self, SyscallTable};
 use crate::error::{CloseReason, Error};
+use crate::observe::{ConnectionObserver, NoopObserver};
 use crate::stats::{ConnRecord, CountersSnapshot, FdUsage, ServerCounters};
 use crate::sys::process::{self, Rusage, Who};
 use crate::sys::{self, signal};
@@ -121,6 +122,11 @@ pub struct EchoConfig {
     pub log_connections: bool,
     /// How many [`ConnRecord`]s the report keeps (the most recent ones). Default 1,024.
     pub record_limit: usize,
+    /// Call `shutdown(SHUT_WR)` before every `close`, not only during server shutdown, so that
+    /// the FIN leaves while the descriptor is still open and an observer can still see the
+    /// socket's state in its `shutdown_write`/`closing` hooks (`LAST_ACK`, `FIN_WAIT_1`…).
+    /// Default off.
+    pub fin_before_close: bool,
 }
 
 impl Default for EchoConfig {
@@ -143,6 +149,7 @@ impl Default for EchoConfig {
             inspect_sockets: true,
             log_connections: true,
             record_limit: 1024,
+            fin_before_close: false,
         }
     }
 }
@@ -376,6 +383,15 @@ impl EchoServer {
 
     /// Serves until shut down, then closes everything and reports.
     pub fn run(self) -> Result<EchoReport, Error> {
+        self.run_with_observer(&mut NoopObserver)
+    }
+
+    /// As [`run`](Self::run), calling `observer` at each step of each connection's life and
+    /// applying the actions it asks for (see [`crate::observe`]).
+    pub fn run_with_observer(
+        self,
+        observer: &mut dyn ConnectionObserver,
+    ) -> Result<EchoReport, Error> {
         let EchoServer {
             mut core,
             listener,
@@ -385,12 +401,13 @@ impl EchoServer {
         let before = accounting::snapshot();
         let cpu_before = process::getrusage(Who::Process).unwrap_or_default();
         core.started = Instant::now();
+        observer.started(core.local_addr, core.started);
         core.counters
             .server_tid
             .store(signal::current_tid(), Ordering::SeqCst);
         let outcome = match core.config.mode {
-            Mode::Poll => poll_loop::run(&mut core, listener, wake_read, reserve),
-            Mode::Blocking => blocking::run(&mut core, listener, wake_read, reserve),
+            Mode::Poll => poll_loop::run(&mut core, listener, wake_read, reserve, observer),
+            Mode::Blocking => blocking::run(&mut core, listener, wake_read, reserve, observer),
         };
         let shutdown = outcome?;
         let cpu = process::getrusage(Who::Process)
@@ -521,19 +538,34 @@ impl Core {
         }
     }
 
-    /// Closes a connection (`shutdown(SHUT_WR)` first when `graceful`), counts and records it.
+    /// Closes a connection (`shutdown(SHUT_WR)` first when `graceful` or
+    /// [`EchoConfig::fin_before_close`], unless `write_shut` says it was already done), counts
+    /// and records it. The observer hears `shutdown_write` and `closing` before the `close`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn close_connection(
         &mut self,
         fd: OwnedFd,
         meta: ConnMeta,
         reason: CloseReason,
         graceful: bool,
+        write_shut: bool,
+        observer: &mut dyn ConnectionObserver,
     ) {
         let t = Instant::now();
-        if graceful {
+        if (graceful || self.config.fin_before_close)
+            && !write_shut
+            && reason != CloseReason::Aborted
+        {
             // FIN after whatever is queued. ENOTCONN if the peer is already gone: ignore.
-            let _ = sys::shutdown(fd.as_fd(), Shutdown::Write);
+            if sys::shutdown(fd.as_fd(), Shutdown::Write).is_ok() {
+                observer.shutdown_write(fd.as_fd(), Instant::now());
+            }
         }
+        if reason == CloseReason::Aborted {
+            // SO_LINGER {on, 0}: close discards the queues and sends RST.
+            let _ = sys::set_linger(fd.as_fd(), Some(Duration::ZERO));
+        }
+        observer.closing(fd.as_fd(), reason, Instant::now());
         let _ = sys::close(fd);
         let teardown_ns = nanos(t.elapsed());
         self.fd_closed();

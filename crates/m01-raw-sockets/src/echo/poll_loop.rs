@@ -10,15 +10,17 @@
 //! 4. each ready connection gets at most one `recv` and one `send` (level-triggered `poll` will
 //!    report it again if more is waiting, which keeps one busy client from starving the rest);
 //!    `EAGAIN` just means "not now";
-//! 5. closed connections leave the array, then up to 64 new ones are accepted.
+//! 5. closed connections leave the array, the observer's actions are applied (half-close,
+//!    close, abort: see [`crate::observe`]), then up to 64 new ones are accepted.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::buffer::EchoBuffer;
 use super::{ConnMeta, Core, ShutdownStats, micros};
 use crate::error::{CloseReason, Error};
+use crate::observe::{Action, Admission, ConnectionObserver};
 use crate::sys::{self, MSG_NOSIGNAL, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, PollFd};
 
 /// Connections accepted per wake-up at most (fairness between accepting and serving).
@@ -34,6 +36,9 @@ struct Conn {
     reading: bool,
     /// Reading is paused because the buffer is full.
     paused: bool,
+    /// We called `shutdown(SHUT_WR)` (an observer's [`Action::ShutdownWrite`]): input is read
+    /// and discarded until the peer's FIN.
+    write_shut: bool,
     /// Last time a byte moved either way.
     last_progress: Instant,
 }
@@ -77,6 +82,7 @@ pub(super) fn run(
     listener: OwnedFd,
     wake: OwnedFd,
     mut reserve: Option<OwnedFd>,
+    obs: &mut dyn ConnectionObserver,
 ) -> Result<Option<ShutdownStats>, Error> {
     let mut conns: Vec<Conn> = Vec::new();
     let mut fds: Vec<PollFd> = Vec::new();
@@ -102,7 +108,10 @@ pub(super) fn run(
             fds.push(PollFd::new(listener.as_fd(), POLLIN));
         }
         let base = fds.len();
-        let mut deadline = backoff.until;
+        let mut deadline = match (backoff.until, obs.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for c in &conns {
             fds.push(PollFd::new(c.fd.as_fd(), c.interest()));
             if let Some(d) = c.deadline(core) {
@@ -131,7 +140,7 @@ pub(super) fn run(
         for (i, c) in conns.iter_mut().enumerate() {
             let revents = fds[base + i].revents();
             let outcome = if revents != 0 {
-                service(core, c, revents, now)
+                service(core, c, revents, now, obs)
             } else {
                 None
             };
@@ -143,34 +152,81 @@ pub(super) fn run(
         // 5. Remove the closed ones (highest index first so swap_remove keeps the rest valid).
         for &(i, reason) in closing.iter().rev() {
             let c = conns.swap_remove(i);
-            core.close_connection(c.fd, c.meta, reason, false);
+            core.close_connection(c.fd, c.meta, reason, false, c.write_shut, obs);
         }
+        apply_actions(core, &mut conns, obs);
         if listening && fds[1].has(POLLIN | POLLERR) {
-            accept_batch(core, &listener, &mut reserve, &mut conns, &mut backoff);
+            accept_batch(core, &listener, &mut reserve, &mut conns, &mut backoff, obs);
         }
     };
 
-    let stats = graceful_shutdown(core, listener, wake, reserve, conns);
+    let stats = graceful_shutdown(core, listener, wake, reserve, conns, obs);
     match failure {
         Some(err) => Err(err),
         None => Ok(Some(stats)),
     }
 }
 
+/// Applies what the observer asks for, until it has nothing more to ask.
+fn apply_actions(core: &mut Core, conns: &mut Vec<Conn>, obs: &mut dyn ConnectionObserver) {
+    while let Some((fd, action)) = obs.poll_action(Instant::now()) {
+        let Some(i) = conns.iter().position(|c| c.fd.as_raw_fd() == fd) else {
+            continue;
+        };
+        match action {
+            Action::ShutdownWrite => {
+                let c = &mut conns[i];
+                if c.write_shut {
+                    continue;
+                }
+                // Our echo buffer's unsent bytes can never leave now.
+                let pending = c.buf.len();
+                c.buf.consumed(pending);
+                c.write_shut = true;
+                match sys::shutdown(c.fd.as_fd(), std::net::Shutdown::Write) {
+                    Ok(()) => obs.shutdown_write(c.fd.as_fd(), Instant::now()),
+                    Err(e) => {
+                        obs.io_error(c.fd.as_fd(), &e, Instant::now());
+                        let c = conns.swap_remove(i);
+                        let reason = CloseReason::of(&e);
+                        core.close_connection(c.fd, c.meta, reason, false, true, obs);
+                    }
+                }
+            }
+            Action::Inspect => obs.inspect(conns[i].fd.as_fd(), Instant::now()),
+            Action::Close | Action::Abort => {
+                let reason = if action == Action::Abort {
+                    CloseReason::Aborted
+                } else {
+                    CloseReason::Requested
+                };
+                let c = conns.swap_remove(i);
+                core.close_connection(c.fd, c.meta, reason, false, c.write_shut, obs);
+            }
+        }
+    }
+}
+
 /// One readiness event on one connection: at most one `recv` and one `send`.
-fn service(core: &mut Core, c: &mut Conn, revents: i16, now: Instant) -> Option<CloseReason> {
+fn service(
+    core: &mut Core,
+    c: &mut Conn,
+    revents: i16,
+    now: Instant,
+    obs: &mut dyn ConnectionObserver,
+) -> Option<CloseReason> {
     if revents & POLLNVAL != 0 {
         return Some(CloseReason::Error { errno: libc::EBADF });
     }
     if c.wants_read() && revents & (POLLIN | POLLHUP | POLLERR) != 0 {
-        if let Err(reason) = read_once(core, c, now) {
+        if let Err(reason) = read_once(core, c, now, obs) {
             return Some(reason);
         }
     }
     // Write if poll said so, or optimistically right after reading: the send buffer is usually
     // not full, and this saves a poll turn.
     if c.buf.len() > 0 {
-        if let Err(reason) = write_once(core, c, now) {
+        if let Err(reason) = write_once(core, c, now, obs) {
             return Some(reason);
         }
     }
@@ -191,19 +247,30 @@ fn service(core: &mut Core, c: &mut Conn, revents: i16, now: Instant) -> Option<
     None
 }
 
-fn read_once(core: &mut Core, c: &mut Conn, now: Instant) -> Result<(), CloseReason> {
+fn read_once(
+    core: &mut Core,
+    c: &mut Conn,
+    now: Instant,
+    obs: &mut dyn ConnectionObserver,
+) -> Result<(), CloseReason> {
     loop {
         match sys::recv(c.fd.as_fd(), c.buf.space(), 0) {
             Ok(0) => {
                 c.reading = false;
                 core.counters.inc(&core.counters.eofs);
+                obs.read_eof(c.fd.as_fd(), now);
                 return Ok(());
             }
             Ok(n) => {
                 c.buf.filled(n);
+                if c.write_shut {
+                    // Half-closed by us: nothing can be echoed any more.
+                    c.buf.consumed(n);
+                }
                 c.meta.bytes_in += n as u64;
                 core.counters.add(&core.counters.bytes_in, n as u64);
                 c.last_progress = now;
+                obs.bytes_read(c.fd.as_fd(), n, now);
                 return Ok(());
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
@@ -213,12 +280,20 @@ fn read_once(core: &mut Core, c: &mut Conn, now: Instant) -> Result<(), CloseRea
                 core.counters.inc(&core.counters.recv_would_block);
                 return Ok(());
             }
-            Err(e) => return Err(CloseReason::of(&e)),
+            Err(e) => {
+                obs.io_error(c.fd.as_fd(), &e, now);
+                return Err(CloseReason::of(&e));
+            }
         }
     }
 }
 
-fn write_once(core: &mut Core, c: &mut Conn, now: Instant) -> Result<(), CloseReason> {
+fn write_once(
+    core: &mut Core,
+    c: &mut Conn,
+    now: Instant,
+    obs: &mut dyn ConnectionObserver,
+) -> Result<(), CloseReason> {
     loop {
         let pending = c.buf.pending();
         match sys::send(c.fd.as_fd(), pending, MSG_NOSIGNAL) {
@@ -232,6 +307,7 @@ fn write_once(core: &mut Core, c: &mut Conn, now: Instant) -> Result<(), CloseRe
                 c.meta.bytes_out += n as u64;
                 core.counters.add(&core.counters.bytes_out, n as u64);
                 c.last_progress = now;
+                obs.bytes_written(c.fd.as_fd(), n, now);
                 return Ok(());
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {
@@ -241,7 +317,10 @@ fn write_once(core: &mut Core, c: &mut Conn, now: Instant) -> Result<(), CloseRe
                 core.counters.inc(&core.counters.send_would_block);
                 return Ok(());
             }
-            Err(e) => return Err(CloseReason::of(&e)),
+            Err(e) => {
+                obs.io_error(c.fd.as_fd(), &e, now);
+                return Err(CloseReason::of(&e));
+            }
         }
     }
 }
@@ -264,6 +343,7 @@ fn accept_batch(
     reserve: &mut Option<OwnedFd>,
     conns: &mut Vec<Conn>,
     backoff: &mut Backoff,
+    obs: &mut dyn ConnectionObserver,
 ) {
     for _ in 0..ACCEPT_BATCH {
         match sys::accept4(listener.as_fd(), true) {
@@ -275,6 +355,12 @@ fn accept_batch(
                     core.counters.inc(&core.counters.shed);
                     continue;
                 }
+                if obs.accepted(fd.as_fd(), peer, accepted_at) == Admission::Refuse {
+                    // The observer has no room for it (a full connection table): shed it.
+                    let _ = sys::close(fd);
+                    core.counters.inc(&core.counters.shed);
+                    continue;
+                }
                 let meta = core.setup_connection(&fd, peer, accepted_at);
                 conns.push(Conn {
                     fd,
@@ -282,6 +368,7 @@ fn accept_batch(
                     meta,
                     reading: true,
                     paused: false,
+                    write_shut: false,
                     last_progress: accepted_at,
                 });
             }
@@ -330,6 +417,7 @@ fn graceful_shutdown(
     wake: OwnedFd,
     reserve: Option<OwnedFd>,
     mut conns: Vec<Conn>,
+    obs: &mut dyn ConnectionObserver,
 ) -> ShutdownStats {
     let started = Instant::now();
     // Stop accepting: from here a connect gets ECONNREFUSED (and queued ones get RST).
@@ -356,7 +444,7 @@ fn graceful_shutdown(
             };
             if c.buf.len() == 0 && unread == 0 {
                 let c = conns.swap_remove(i);
-                core.close_connection(c.fd, c.meta, CloseReason::Shutdown, true);
+                core.close_connection(c.fd, c.meta, CloseReason::Shutdown, true, c.write_shut, obs);
             } else {
                 i += 1;
             }
@@ -381,7 +469,7 @@ fn graceful_shutdown(
         while i < conns.len() {
             let revents = fds[i].revents();
             let outcome = if revents != 0 {
-                service(core, &mut conns[i], revents, now)
+                service(core, &mut conns[i], revents, now, obs)
             } else {
                 None
             };
@@ -390,7 +478,7 @@ fn graceful_shutdown(
                 Some(reason) => {
                     let c = conns.swap_remove(i);
                     fds.swap_remove(i);
-                    core.close_connection(c.fd, c.meta, reason, false);
+                    core.close_connection(c.fd, c.meta, reason, false, c.write_shut, obs);
                 }
             }
         }
@@ -402,7 +490,7 @@ fn graceful_shutdown(
             0
         };
         stats.bytes_abandoned += (c.buf.len() + unread) as u64;
-        core.close_connection(c.fd, c.meta, CloseReason::Shutdown, true);
+        core.close_connection(c.fd, c.meta, CloseReason::Shutdown, true, c.write_shut, obs);
     }
     stats.bytes_flushed = core
         .counters

@@ -300,6 +300,31 @@ pub fn getsockopt_int(fd: BorrowedFd<'_>, level: c_int, name: c_int) -> io::Resu
     Ok(value)
 }
 
+/// `getsockopt(fd, level, name, buf, &len)` for options the kernel returns as a structure
+/// (`TCP_INFO`, `SO_MEMINFO`): fills the front of `buf` and returns how many bytes it wrote. A
+/// newer kernel than the caller knows is cut to `buf.len()`; an older one writes fewer bytes,
+/// which tells the caller which fields are missing.
+pub fn getsockopt_bytes(
+    fd: BorrowedFd<'_>,
+    level: c_int,
+    name: c_int,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    let mut len = socklen_t::try_from(buf.len()).unwrap_or(socklen_t::MAX);
+    // SAFETY: `buf` is valid for writes of `len` bytes (len ≤ buf.len()), and any byte pattern
+    // is a valid u8.
+    crate::syscall!(SyscallKind::Getsockopt, unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            buf.as_mut_ptr().cast::<c_void>(),
+            &mut len,
+        )
+    })?;
+    Ok((len as usize).min(buf.len()))
+}
+
 /// Marker for the plain-old-data option values this module passes to the kernel.
 trait OptionValue: Copy {}
 impl OptionValue for c_int {}
