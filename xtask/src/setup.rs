@@ -19,6 +19,9 @@ enum Kind {
     Binary { version: &'static [&'static str] },
     /// A Python package importable by `python3`.
     Python { module: &'static str },
+    /// A cargo subcommand installed with `cargo install --locked PACKAGE`; `version` as for
+    /// binaries.
+    Cargo { version: &'static [&'static str] },
 }
 
 /// An optional tool.
@@ -40,6 +43,14 @@ const TOOLS: &[Tool] = &[
         },
         package: "valgrind",
         purpose: "leak checks, callgrind instruction counts",
+    },
+    Tool {
+        name: "cargo-fuzz",
+        kind: Kind::Cargo {
+            version: &["--version"],
+        },
+        package: "cargo-fuzz",
+        purpose: "libFuzzer targets in fuzz/ (m04 `fuzz_http10_crashes`)",
     },
     Tool {
         name: "strace",
@@ -145,7 +156,7 @@ fn tool(name: &str) -> Option<&'static Tool> {
 
 /// Whether `name` is one of the optional tools `setup` manages.
 pub(crate) fn is_known_tool(name: &str) -> bool {
-    tool(name).is_some_and(|t| matches!(t.kind, Kind::Binary { .. }))
+    tool(name).is_some_and(|t| matches!(t.kind, Kind::Binary { .. } | Kind::Cargo { .. }))
 }
 
 /// The install command for a tool, as a user would type it.
@@ -153,6 +164,7 @@ fn install_hint(t: &Tool) -> String {
     match t.kind {
         Kind::Binary { .. } => format!("apt-get install -y {}", t.package),
         Kind::Python { .. } => format!("python3 -m pip install {}", t.package),
+        Kind::Cargo { .. } => format!("cargo install --locked {}", t.package),
     }
 }
 
@@ -196,7 +208,7 @@ fn version(t: &Tool) -> Option<String> {
     let short = Duration::from_secs(30);
     let cwd = std::env::temp_dir();
     match t.kind {
-        Kind::Binary { version } => {
+        Kind::Binary { version } | Kind::Cargo { version } => {
             let path = find_in_path(t.name)?;
             let mut argv = vec![path.display().to_string()];
             argv.extend(version.iter().map(|s| s.to_string()));
@@ -249,6 +261,12 @@ pub(crate) fn run(install: bool) -> Result<()> {
             .filter(|t| matches!(t.kind, Kind::Binary { .. }))
             .map(|t| t.package),
     );
+    let cargo: Vec<&str> = dedup(
+        missing
+            .iter()
+            .filter(|t| matches!(t.kind, Kind::Cargo { .. }))
+            .map(|t| t.package),
+    );
     let mut pip: Vec<&str> = dedup(
         missing
             .iter()
@@ -262,6 +280,9 @@ pub(crate) fn run(install: bool) -> Result<()> {
         }
         if !pip.is_empty() {
             hints.push(format!("python3 -m pip install {}", pip.join(" ")));
+        }
+        if !cargo.is_empty() {
+            hints.push(format!("cargo install --locked {}", cargo.join(" ")));
         }
         bail!(
             "{} optional tools are missing: {} (run `cargo xtask setup`, which does: {})",
@@ -305,6 +326,10 @@ pub(crate) fn run(install: bool) -> Result<()> {
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .timeout(Duration::from_secs(1800)),
         )?;
+    }
+    for package in &cargo {
+        let argv = ["cargo", "install", "--locked", package].map(String::from);
+        step(Cmd::new(argv, &root).timeout(Duration::from_secs(1800)))?;
     }
     pip.sort_unstable();
     if !pip.is_empty() {

@@ -1,6 +1,13 @@
 //! Command line: subcommands, lab switches, and the honest "not built yet" answers.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use m03_thread_per_conn::{EchoFactory, ThreadConfig, ThreadServer};
+use m04_http10::{Http10Factory, Limits};
+use m05_routing::RouterKind;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::site;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -67,8 +74,9 @@ struct ServeArgs {
     listen: SocketAddr,
 
     /// I/O model: one thread per connection (m03), a thread pool (m06), an epoll event loop
-    /// (m09; one per core with --workers, m10) or io_uring (m15).
-    #[arg(long, value_enum, default_value_t = Io::Epoll)]
+    /// (m09; one per core with --workers, m10) or io_uring (m15). The default is the newest
+    /// built one.
+    #[arg(long, value_enum, default_value_t = DEFAULT_IO)]
     io: Io,
 
     /// Worker count: event loops for epoll/uring, pool threads for `pool`. Defaults to the
@@ -76,9 +84,48 @@ struct ServeArgs {
     #[arg(long)]
     workers: Option<usize>,
 
-    /// Protocol stack spoken on the listener.
-    #[arg(long, value_enum, default_value_t = Proto::Http11)]
+    /// Protocol stack spoken on the listener. The default is the newest built HTTP.
+    #[arg(long, value_enum, default_value_t = DEFAULT_PROTO)]
     proto: Proto,
+
+    /// Route lookup algorithm of the lab site (milestone 5): try every route in order, a hash
+    /// map of exact paths, or a segment trie.
+    #[arg(long, value_enum, default_value_t = RouterChoice::Prefix)]
+    router: RouterChoice,
+
+    /// Directory served under `/static/` (default: the lab site shipped with the crate).
+    #[arg(long)]
+    root: Option<PathBuf>,
+
+    /// Log every request to stderr in Common Log Format.
+    #[arg(long)]
+    access_log: bool,
+}
+
+/// The I/O model `zyphos serve` uses when none is given: the newest built driver.
+const DEFAULT_IO: Io = Io::Threads;
+/// The protocol `zyphos serve` speaks when none is given: the newest built HTTP core.
+const DEFAULT_PROTO: Proto = Proto::Http10;
+
+/// Route lookup algorithms (milestone 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RouterChoice {
+    /// Every route in priority order.
+    Linear,
+    /// Exact paths in a hash map, then patterns in order.
+    Hash,
+    /// A segment trie.
+    Prefix,
+}
+
+impl RouterChoice {
+    fn kind(self) -> RouterKind {
+        match self {
+            RouterChoice::Linear => RouterKind::Linear,
+            RouterChoice::Hash => RouterKind::Hash,
+            RouterChoice::Prefix => RouterKind::Prefix,
+        }
+    }
 }
 
 /// The I/O models of the lab, each a driver built by one milestone.
@@ -140,9 +187,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             listen: DEFAULT_LISTEN
                 .parse()
                 .expect("the default listen address is valid"),
-            io: Io::Epoll,
+            io: DEFAULT_IO,
             workers: None,
-            proto: Proto::Http11,
+            proto: DEFAULT_PROTO,
+            router: RouterChoice::Prefix,
+            root: None,
+            access_log: false,
         })
     });
     match command {
@@ -169,22 +219,84 @@ fn echo(args: Vec<String>) -> Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let mut missing = vec![args.io.milestone(), args.proto.milestone()];
-    missing.dedup();
-    let needs = missing
-        .iter()
-        .map(|(number, krate)| format!("milestone {number} ({krate})"))
-        .collect::<Vec<_>>()
-        .join(" and ");
-    let first = missing[0].0;
-    // Nothing of the serving stack is built yet: say exactly which milestones are missing.
-    bail!(
-        "`serve --io {io} --proto {proto}` on {listen} needs {needs}, not built yet; \
-         see `cargo xtask milestone {first}`",
-        io = value_name(args.io),
-        proto = value_name(args.proto),
-        listen = args.listen,
-    )
+    let built_io = matches!(args.io, Io::Threads);
+    let built_proto = matches!(args.proto, Proto::Echo | Proto::Http10);
+    if !(built_io && built_proto) {
+        let mut missing = Vec::new();
+        if !built_io {
+            missing.push(args.io.milestone());
+        }
+        if !built_proto {
+            missing.push(args.proto.milestone());
+        }
+        let needs = missing
+            .iter()
+            .map(|(number, krate)| format!("milestone {number} ({krate})"))
+            .collect::<Vec<_>>()
+            .join(" and ");
+        bail!(
+            "`serve --io {io} --proto {proto}` on {listen} needs {needs}, not built yet; \
+             see `cargo xtask milestone {first}`",
+            io = value_name(args.io),
+            proto = value_name(args.proto),
+            listen = args.listen,
+            first = missing[0].0,
+        );
+    }
+    if args.workers.is_some() {
+        bail!(
+            "--workers applies to `--io pool|epoll|uring`; `--io threads` runs one thread per connection"
+        );
+    }
+    let server = ThreadServer::bind(ThreadConfig::new(args.listen))
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = server.local_addr();
+    // First stdout line: the bound address (port 0 picks one), for scripts and tests.
+    println!("{addr}");
+    let stop = server.shutdown_handle();
+    stop.install_signal_handlers()
+        .context("installing SIGINT/SIGTERM handlers")?;
+    let report = match args.proto {
+        Proto::Echo => {
+            eprintln!("zyphos: echo on {addr} (one thread per connection); Ctrl-C stops");
+            server.run(Arc::new(EchoFactory::default()))?
+        }
+        _ => {
+            let stats = server.stats();
+            let root = args.root.clone().unwrap_or_else(site::default_root);
+            let router = site::router(site::SiteOptions {
+                io: "threads",
+                proto: "http1.0",
+                router: args.router.kind(),
+                root: root.clone(),
+                access_log: args.access_log,
+                stats: Arc::new(move || {
+                    serde_json::json!({
+                        "driver": stats.snapshot(),
+                        "syscalls": m01_raw_sockets::accounting::snapshot(),
+                    })
+                }),
+            })
+            .with_context(|| format!("building the lab site (static root {})", root.display()))?;
+            eprintln!(
+                "zyphos: http://{addr}/ (HTTP/1.0, one thread per connection, router {}); Ctrl-C stops",
+                site::router_name(args.router.kind())
+            );
+            let factory = Http10Factory::new(Arc::new(router), Limits::default());
+            server.run(Arc::new(factory))?
+        }
+    };
+    eprintln!(
+        "zyphos: stopped after {:.3} s of shutdown{}; {} connection thread(s) not joined",
+        report.shutdown_s,
+        if report.forced {
+            " (grace period ran out, sockets forced shut)"
+        } else {
+            ""
+        },
+        report.unjoined,
+    );
+    Ok(())
 }
 
 /// The command-line spelling of a value (`http1.1`, `epoll`).

@@ -11,6 +11,7 @@
 //! not landed yet is a one-line error that names the milestone, never a silent fallback.
 
 mod cli;
+mod site;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -14,7 +14,15 @@ fn test_help_explains_every_serve_switch() {
     let out = zyphos(&["serve", "--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for switch in ["--listen", "--io", "--workers", "--proto"] {
+    for switch in [
+        "--listen",
+        "--io",
+        "--workers",
+        "--proto",
+        "--router",
+        "--root",
+        "--access-log",
+    ] {
         assert!(
             help.contains(switch),
             "`serve --help` lacks {switch}:\n{help}"
@@ -30,9 +38,9 @@ fn test_serve_unbuilt_stack_names_the_missing_milestones() {
     let out = zyphos(&[
         "serve",
         "--io",
-        "threads",
+        "epoll",
         "--proto",
-        "http1.0",
+        "http1.1",
         "--listen",
         "127.0.0.1:0",
     ]);
@@ -46,8 +54,8 @@ fn test_serve_unbuilt_stack_names_the_missing_milestones() {
         1,
         "one-line error expected, got:\n{err}"
     );
-    assert!(err.contains("milestone 3 (m03-thread-per-conn)"), "{err}");
-    assert!(err.contains("milestone 4 (m04-http10)"), "{err}");
+    assert!(err.contains("milestone 9 (m09-event-loop)"), "{err}");
+    assert!(err.contains("milestone 8 (m08-http11)"), "{err}");
 }
 
 #[test]

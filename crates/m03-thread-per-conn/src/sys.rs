@@ -1,0 +1,190 @@
+//! The few calls this crate makes that `std` and milestone 1's [`m01_raw_sockets::sys`] do not
+//! wrap: the only module allowed to write `unsafe` (the crate root denies it).
+//!
+//! - [`CountingAlloc`]: a global allocator that counts live heap blocks (leak checks);
+//! - [`drop_privileges`], [`set_nproc_limit`]: what the thread-creation-failure test needs
+//!   (root ignores `RLIMIT_NPROC`, so the test process becomes `nobody` first);
+//! - [`clock_ticks`]: `sysconf(_SC_CLK_TCK)`, the unit of `/proc/…/stat` CPU times;
+//! - [`Epoll`]: a minimal `epoll` (with or without `EPOLLEXCLUSIVE`) for the thundering-herd
+//!   experiment.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Live heap blocks (allocations minus deallocations) through [`CountingAlloc`].
+static LIVE_BLOCKS: AtomicI64 = AtomicI64::new(0);
+/// Live blocks by log2 of their size (bucket `i`: sizes in `[2^i, 2^(i+1))`).
+static LIVE_BY_SIZE: [AtomicI64; 48] = [const { AtomicI64::new(0) }; 48];
+
+fn size_bucket(size: usize) -> usize {
+    (usize::BITS - size.max(1).leading_zeros() - 1).min(47) as usize
+}
+
+/// Allocations ever made through [`CountingAlloc`].
+static TOTAL_ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+/// The system allocator, counting live blocks. Install it in a program with
+/// `#[global_allocator] static A: CountingAlloc = CountingAlloc;` and read [`live_blocks`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CountingAlloc;
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counters
+// are atomics touched only after the forwarded call, and they never allocate.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            LIVE_BY_SIZE[size_bucket(layout.size())].fetch_add(1, Ordering::Relaxed);
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+            TOTAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was returned by `alloc` above (i.e. by `System`) with this layout.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_BY_SIZE[size_bucket(layout.size())].fetch_sub(1, Ordering::Relaxed);
+        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            LIVE_BY_SIZE[size_bucket(layout.size())].fetch_add(1, Ordering::Relaxed);
+            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+            TOTAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller upholds `realloc`'s contract; a realloc keeps the block count.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            LIVE_BY_SIZE[size_bucket(layout.size())].fetch_sub(1, Ordering::Relaxed);
+            LIVE_BY_SIZE[size_bucket(new_size)].fetch_add(1, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// Heap blocks live now (meaningful only when [`CountingAlloc`] is the global allocator).
+pub fn live_blocks() -> i64 {
+    LIVE_BLOCKS.load(Ordering::Relaxed)
+}
+
+/// Live blocks by size class: `(log2 of the smallest size in the class, blocks)`, non-empty
+/// classes only.
+pub fn live_blocks_by_size() -> Vec<(u32, i64)> {
+    LIVE_BY_SIZE
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (i as u32, a.load(Ordering::Relaxed)))
+        .filter(|(_, n)| *n != 0)
+        .collect()
+}
+
+/// Allocations made so far (meaningful only with [`CountingAlloc`] installed).
+pub fn total_allocations() -> u64 {
+    TOTAL_ALLOCS.load(Ordering::Relaxed)
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `setgroups([])`, `setgid(gid)`, `setuid(uid)`: the process stops being root (for every
+/// thread: glibc broadcasts set*id to all threads). Irreversible; use in a child process.
+pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: setgroups with a zero count reads no memory.
+    cvt(unsafe { libc::setgroups(0, std::ptr::null()) })?;
+    // SAFETY: setgid/setuid take plain integers.
+    cvt(unsafe { libc::setgid(gid) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::setuid(uid) })?;
+    Ok(())
+}
+
+/// Sets `RLIMIT_NPROC` (soft and hard) to `limit`: the user may then own at most `limit` tasks
+/// (threads count), and `clone` fails with `EAGAIN` beyond it, unless the caller is root.
+pub fn set_nproc_limit(limit: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: `lim` is a valid rlimit for the duration of the call.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NPROC, &lim) })?;
+    Ok(())
+}
+
+/// `sysconf(_SC_CLK_TCK)`: clock ticks per second, the unit of `utime`/`stime` in `/proc`.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf takes an integer and reads no memory.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// A minimal epoll instance watching descriptors for readability.
+#[derive(Debug)]
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    /// `epoll_create1(EPOLL_CLOEXEC)`.
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes a flag.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `fd` was just returned by a successful epoll_create1 and is owned by nobody.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Epoll { fd })
+    }
+
+    /// `epoll_ctl(ADD, fd, EPOLLIN [| EPOLLEXCLUSIVE])`.
+    pub fn add_readable(&self, fd: BorrowedFd<'_>, exclusive: bool) -> io::Result<()> {
+        let mut events = libc::EPOLLIN as u32;
+        if exclusive {
+            events |= libc::EPOLLEXCLUSIVE as u32;
+        }
+        let mut ev = libc::epoll_event {
+            events,
+            u64: fd.as_raw_fd() as u64,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the duration of the call.
+        cvt(unsafe {
+            libc::epoll_ctl(
+                self.fd.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd.as_raw_fd(),
+                &mut ev,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// `epoll_wait` for at most `timeout`; returns how many descriptors are ready.
+    pub fn wait(&self, timeout: Duration) -> io::Result<usize> {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `events` is valid for writes of `events.len()` entries.
+        let n = cvt(unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                events.as_mut_ptr(),
+                events.len() as libc::c_int,
+                ms,
+            )
+        })?;
+        Ok(n as usize)
+    }
+}

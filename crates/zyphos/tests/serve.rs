@@ -1,0 +1,179 @@
+//! `zyphos serve` as a user runs it: the default stack (one thread per connection, HTTP/1.0, the
+//! lab site) on a free port, spoken to over real sockets, stopped with SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `zyphos serve`, stopped (and checked to exit 0) on drop.
+struct Server {
+    child: Option<Child>,
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zyphos"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("zyphos serve starts");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut first)
+            .expect("the first stdout line is the address");
+        Server {
+            child: Some(child),
+            addr: first.trim().to_owned(),
+        }
+    }
+
+    /// Sends `request` on a new connection and reads the whole response (HTTP/1.0: the server
+    /// closes after it).
+    fn exchange(&self, request: &[u8]) -> Vec<u8> {
+        let mut conn = TcpStream::connect(&self.addr).expect("connects");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        conn.write_all(request).expect("sends");
+        let mut response = Vec::new();
+        conn.read_to_end(&mut response).expect("reads to EOF");
+        response
+    }
+
+    fn stop(mut self) -> String {
+        let child = self.child.take().expect("running");
+        stop_child(child)
+    }
+}
+
+fn stop_child(child: Child) -> String {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("zyphos serve exits");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "graceful exit 0: {:?}\n{stderr}",
+        out.status
+    );
+    stderr
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn split(response: &[u8]) -> (String, Vec<u8>) {
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block ending in CRLF CRLF");
+    (
+        String::from_utf8_lossy(&response[..end]).into_owned(),
+        response[end + 4..].to_vec(),
+    )
+}
+
+#[test]
+fn test_default_serve_answers_the_lab_site() {
+    let server = Server::start(&[]);
+
+    let (head, body) = split(&server.exchange(b"GET /plaintext HTTP/1.0\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nContent-Length: 13"), "{head}");
+    assert!(head.contains("\r\nDate: "), "{head}");
+    assert_eq!(body, b"Hello, World!");
+
+    let (head, body) = split(&server.exchange(b"GET / HTTP/1.0\r\n\r\n"));
+    assert!(head.contains("text/html"), "{head}");
+    let page = String::from_utf8_lossy(&body);
+    for link in ["/plaintext", "/static/", "/echo", "/stats"] {
+        assert!(page.contains(link), "the index links {link}");
+    }
+
+    let (head, body) = split(&server.exchange(b"GET /static/1k.bin HTTP/1.0\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    let expected: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(body, expected, "the shipped 1 KiB file, byte for byte");
+
+    let (head, body) =
+        split(&server.exchange(b"POST /echo HTTP/1.0\r\nContent-Length: 5\r\n\r\nhello"));
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    assert_eq!(body, b"hello");
+
+    let (head, body) = split(&server.exchange(b"HEAD /plaintext HTTP/1.0\r\n\r\n"));
+    assert!(head.contains("Content-Length: 13"), "{head}");
+    assert!(body.is_empty(), "HEAD has no body");
+
+    let (head, _) = split(&server.exchange(b"GET /static/../Cargo.toml HTTP/1.0\r\n\r\n"));
+    assert!(
+        !head.starts_with("HTTP/1.0 200"),
+        "traversal must not succeed: {head}"
+    );
+    let (head, _) =
+        split(&server.exchange(b"GET /static/%2e%2e/%2e%2e/Cargo.toml HTTP/1.0\r\n\r\n"));
+    assert!(
+        !head.starts_with("HTTP/1.0 200"),
+        "encoded traversal must not succeed: {head}"
+    );
+
+    let (head, _) = split(&server.exchange(b"GET /nowhere HTTP/1.0\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.0 404"), "{head}");
+    let (head, _) = split(&server.exchange(b"DELETE /plaintext HTTP/1.0\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.0 405"), "{head}");
+    assert!(head.contains("Allow: "), "{head}");
+    let (head, _) = split(&server.exchange(b"GET /plaintext HTTP/3.0\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.0 505"), "{head}");
+
+    let (head, body) = split(&server.exchange(b"GET /stats HTTP/1.0\r\n\r\n"));
+    assert!(head.contains("application/json"), "{head}");
+    let stats: serde_json::Value = serde_json::from_slice(&body).expect("/stats is JSON");
+    assert!(
+        stats.get("driver").is_some() && stats.get("syscalls").is_some(),
+        "{stats}"
+    );
+
+    server.stop();
+}
+
+#[test]
+fn test_serve_echo_protocol_on_threads() {
+    let server = Server::start(&["--io", "threads", "--proto", "echo"]);
+    let mut conn = TcpStream::connect(&server.addr).expect("connects");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    conn.write_all(b"zyphos").expect("sends");
+    let mut echoed = [0u8; 6];
+    conn.read_exact(&mut echoed).expect("echo comes back");
+    assert_eq!(&echoed, b"zyphos");
+    drop(conn);
+    server.stop();
+}
+
+#[test]
+fn test_serve_missing_root_is_a_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_zyphos"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            "/nonexistent/zyphos-root",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/zyphos-root"), "{err}");
+}
