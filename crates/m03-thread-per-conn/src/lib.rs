@@ -64,5 +64,6 @@ pub use session::{
 };
 pub use stats::ThreadStats;
 pub use threads::{
-    ShutdownHandle, StatsHandle, ThreadConfig, ThreadMode, ThreadReport, ThreadServer,
+    ConnectionExecutor, ConnectionJob, ShutdownHandle, StatsHandle, ThreadConfig, ThreadMode,
+    ThreadReport, ThreadServer,
 };

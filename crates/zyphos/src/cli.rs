@@ -1,9 +1,12 @@
 //! Command line: subcommands, lab switches, and the honest "not built yet" answers.
 
 use anyhow::{Context, Result, bail};
-use m03_thread_per_conn::{EchoFactory, ThreadConfig, ThreadServer};
+use m03_thread_per_conn::{
+    EchoFactory, SessionFactory, ShutdownHandle, ThreadConfig, ThreadReport, ThreadServer,
+};
 use m04_http10::{Http10Factory, Limits};
 use m05_routing::RouterKind;
+use m06_thread_pool::{PoolServer, PoolServerConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -219,7 +222,7 @@ fn echo(args: Vec<String>) -> Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let built_io = matches!(args.io, Io::Threads);
+    let built_io = matches!(args.io, Io::Threads | Io::Pool);
     let built_proto = matches!(args.proto, Proto::Echo | Proto::Http10);
     if !(built_io && built_proto) {
         let mut missing = Vec::new();
@@ -243,47 +246,66 @@ fn serve(args: ServeArgs) -> Result<()> {
             first = missing[0].0,
         );
     }
-    if args.workers.is_some() {
-        bail!(
-            "--workers applies to `--io pool|epoll|uring`; `--io threads` runs one thread per connection"
-        );
-    }
-    let server = ThreadServer::bind(ThreadConfig::new(args.listen))
-        .with_context(|| format!("binding {}", args.listen))?;
-    let addr = server.local_addr();
-    // First stdout line: the bound address (port 0 picks one), for scripts and tests.
-    println!("{addr}");
-    let stop = server.shutdown_handle();
-    stop.install_signal_handlers()
-        .context("installing SIGINT/SIGTERM handlers")?;
-    let report = match args.proto {
-        Proto::Echo => {
-            eprintln!("zyphos: echo on {addr} (one thread per connection); Ctrl-C stops");
-            server.run(Arc::new(EchoFactory::default()))?
+    let driver = match args.io {
+        Io::Threads => {
+            if args.workers.is_some() {
+                bail!(
+                    "--workers applies to `--io pool|epoll|uring`; `--io threads` runs one thread per connection"
+                );
+            }
+            Driver::Threads(
+                ThreadServer::bind(ThreadConfig::new(args.listen))
+                    .with_context(|| format!("binding {}", args.listen))?,
+            )
         }
         _ => {
-            let stats = server.stats();
+            let mut config = PoolServerConfig::new(args.listen);
+            if let Some(workers) = args.workers {
+                if workers == 0 {
+                    bail!("--workers must be at least 1");
+                }
+                config.pool.workers = workers;
+            }
+            Driver::Pool(
+                PoolServer::bind(config).with_context(|| format!("binding {}", args.listen))?,
+            )
+        }
+    };
+    let addr = driver.local_addr();
+    // First stdout line: the bound address (port 0 picks one), for scripts and tests.
+    println!("{addr}");
+    driver
+        .shutdown_handle()
+        .install_signal_handlers()
+        .context("installing SIGINT/SIGTERM handlers")?;
+    let io = value_name(args.io);
+    let report = match args.proto {
+        Proto::Echo => {
+            eprintln!("zyphos: echo on {addr} (--io {io}); Ctrl-C stops");
+            driver.run(Arc::new(EchoFactory::default()))?
+        }
+        _ => {
+            let stats = driver.stats_source();
             let root = args.root.clone().unwrap_or_else(site::default_root);
             let router = site::router(site::SiteOptions {
-                io: "threads",
+                io: if args.io == Io::Threads {
+                    "threads"
+                } else {
+                    "pool"
+                },
                 proto: "http1.0",
                 router: args.router.kind(),
                 root: root.clone(),
                 access_log: args.access_log,
-                stats: Arc::new(move || {
-                    serde_json::json!({
-                        "driver": stats.snapshot(),
-                        "syscalls": m01_raw_sockets::accounting::snapshot(),
-                    })
-                }),
+                stats,
             })
             .with_context(|| format!("building the lab site (static root {})", root.display()))?;
             eprintln!(
-                "zyphos: http://{addr}/ (HTTP/1.0, one thread per connection, router {}); Ctrl-C stops",
+                "zyphos: http://{addr}/ (HTTP/1.0, --io {io}, router {}); Ctrl-C stops",
                 site::router_name(args.router.kind())
             );
             let factory = Http10Factory::new(Arc::new(router), Limits::default());
-            server.run(Arc::new(factory))?
+            driver.run(Arc::new(factory))?
         }
     };
     eprintln!(
@@ -297,6 +319,63 @@ fn serve(args: ServeArgs) -> Result<()> {
         report.unjoined,
     );
     Ok(())
+}
+
+/// The blocking drivers built so far; both serve any session factory.
+enum Driver {
+    /// One thread per connection (milestone 3).
+    Threads(ThreadServer),
+    /// Connections as tasks of a thread pool (milestone 6).
+    Pool(PoolServer),
+}
+
+impl Driver {
+    fn local_addr(&self) -> SocketAddr {
+        match self {
+            Driver::Threads(s) => s.local_addr(),
+            Driver::Pool(s) => s.local_addr(),
+        }
+    }
+
+    fn shutdown_handle(&self) -> ShutdownHandle {
+        match self {
+            Driver::Threads(s) => s.shutdown_handle(),
+            Driver::Pool(s) => s.shutdown_handle(),
+        }
+    }
+
+    /// What `/stats` shows: the driver's connection counters, the pool's (if any), syscalls.
+    fn stats_source(&self) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
+        let connections = match self {
+            Driver::Threads(s) => s.stats(),
+            Driver::Pool(s) => s.stats(),
+        };
+        let pool = match self {
+            Driver::Threads(_) => None,
+            Driver::Pool(s) => Some(s.pool_stats()),
+        };
+        Arc::new(move || {
+            serde_json::json!({
+                "driver": connections.snapshot(),
+                "pool": pool.as_ref().map(|p| p.snapshot()),
+                "syscalls": m01_raw_sockets::accounting::snapshot(),
+            })
+        })
+    }
+
+    fn run<F: SessionFactory>(self, factory: Arc<F>) -> Result<ThreadReport> {
+        Ok(match self {
+            Driver::Threads(s) => s.run(factory)?,
+            Driver::Pool(s) => {
+                let report = s.run(factory)?;
+                let unaccounted = report.pool.unaccounted();
+                if unaccounted != 0 {
+                    bail!("the pool lost track of {unaccounted} connection task(s) at shutdown");
+                }
+                report.server
+            }
+        })
+    }
 }
 
 /// The command-line spelling of a value (`http1.1`, `epoll`).

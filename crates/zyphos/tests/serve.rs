@@ -177,3 +177,41 @@ fn test_serve_missing_root_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/zyphos-root"), "{err}");
 }
+
+#[test]
+fn test_serve_pool_runs_the_same_site_on_a_thread_pool() {
+    let server = Server::start(&["--io", "pool", "--workers", "4"]);
+    for _ in 0..10 {
+        let (head, body) = split(&server.exchange(b"GET /plaintext HTTP/1.0\r\n\r\n"));
+        assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
+        assert_eq!(body, b"Hello, World!");
+    }
+    let (_, body) = split(&server.exchange(b"GET /stats HTTP/1.0\r\n\r\n"));
+    let stats: serde_json::Value = serde_json::from_slice(&body).expect("/stats is JSON");
+    let completed = stats["pool"]["completed"]
+        .as_u64()
+        .expect("pool counters in /stats");
+    assert!(
+        completed >= 10,
+        "each connection ran as a pool task: {stats}"
+    );
+    server.stop();
+}
+
+#[test]
+fn test_serve_threads_rejects_workers() {
+    let out = Command::new(env!("CARGO_BIN_EXE_zyphos"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--io",
+            "threads",
+            "--workers",
+            "2",
+        ])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+}

@@ -70,6 +70,30 @@ pub(super) fn worker_thread<F: SessionFactory>(
     c.exited.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Body of a [`super::ConnectionJob`] run by an executor's thread (milestone 6's pool).
+pub(super) fn executor_job<F: SessionFactory>(shared: &Shared, factory: &F, ctx: ConnContext) {
+    let local = LocalStats::enter(&shared.slots);
+    serve_one(shared, factory, ctx);
+    drop(local);
+}
+
+/// A job dropped without running: refuse its connection (refusal bytes, close, count).
+pub(super) fn abandon<F: SessionFactory>(shared: &Shared, factory: &F, ctx: ConnContext) {
+    let ConnContext { id, peer, fd } = ctx;
+    shared.unregister(id);
+    shared.counters.refused_cap.fetch_add(1, Ordering::Relaxed);
+    let msg = factory.refusal();
+    if !msg.is_empty() {
+        let _ = sys::send(fd.as_fd(), msg, sys::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
+    }
+    // Counted before the close, so a peer that sees EOF also sees the count.
+    shared.closed(CloseReason::Refused);
+    close(fd);
+    shared.logger.warn(format_args!(
+        "conn {id} from {peer}: no capacity to serve it, refused"
+    ));
+}
+
 /// Drives one connection, catching a panic of the session (or of the driver), then closes it.
 fn serve_one<F: SessionFactory>(shared: &Shared, factory: &F, ctx: ConnContext) {
     let ConnContext { id, peer, fd } = ctx;
@@ -95,8 +119,9 @@ fn serve_one<F: SessionFactory>(shared: &Shared, factory: &F, ctx: ConnContext) 
         }
     };
     shared.unregister(id);
-    close(fd);
+    // Counted before the close, so a peer that sees EOF also sees the count.
     shared.closed(reason);
+    close(fd);
     shared
         .logger
         .debug(format_args!("conn {id} from {peer}: closed ({reason})"));

@@ -112,6 +112,50 @@ pub struct ThreadConfig {
     pub write_tick: Duration,
     /// Read each exiting thread's `/proc/thread-self` context switches and CPU into the stats.
     pub sample_threads: bool,
+    /// Run connections on someone else's threads (milestone 6's pool) instead of [`mode`]'s.
+    ///
+    /// [`mode`]: ThreadConfig::mode
+    pub executor: Option<Arc<dyn ConnectionExecutor>>,
+}
+
+/// Runs connection jobs on threads a [`ThreadServer`] does not own: the seam through which
+/// milestone 6's thread pool drives the same accept loop, the same session driver and the same
+/// statistics as this milestone's threads.
+pub trait ConnectionExecutor: Send + Sync + std::fmt::Debug + 'static {
+    /// Runs `job` soon on some thread, or drops it when there is no capacity: a dropped job
+    /// refuses its connection (`SessionFactory::refusal`, counted).
+    fn execute(&self, job: ConnectionJob);
+
+    /// A short name for logs (`pool`).
+    fn name(&self) -> &'static str;
+}
+
+/// One accepted connection, to be served to completion by [`ConnectionJob::run`].
+///
+/// Dropping a job without running it (no capacity, or an executor cancelling queued work at
+/// shutdown) refuses the connection: the factory's refusal bytes (HTTP: 503) best effort, close,
+/// counted as refused. No connection is ever lost track of.
+pub struct ConnectionJob(Box<dyn FnOnce(bool) + Send>);
+
+impl ConnectionJob {
+    /// Serves the connection on the calling thread; returns when it is closed.
+    pub fn run(mut self) {
+        let f = std::mem::replace(&mut self.0, Box::new(|_| {}));
+        f(true);
+    }
+}
+
+impl Drop for ConnectionJob {
+    fn drop(&mut self) {
+        let f = std::mem::replace(&mut self.0, Box::new(|_| {}));
+        f(false);
+    }
+}
+
+impl std::fmt::Debug for ConnectionJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionJob")
+    }
 }
 
 impl ThreadConfig {
@@ -128,6 +172,7 @@ impl ThreadConfig {
             mode: ThreadMode::PerConnection,
             write_tick: DEFAULT_WRITE_TICK,
             sample_threads: true,
+            executor: None,
         }
     }
 }
@@ -490,6 +535,26 @@ impl<F: SessionFactory> Acceptor<F> {
         let id = self.next_id;
         self.next_id += 1;
         let fd = Arc::new(fd);
+        if let Some(executor) = &shared.config.executor {
+            shared.register(id, Arc::clone(&fd));
+            let ctx = ConnContext {
+                id,
+                peer,
+                fd: Arc::clone(&fd),
+            };
+            drop(fd);
+            let job_shared = Arc::clone(&self.shared);
+            let factory = Arc::clone(&self.factory);
+            let job = ConnectionJob(Box::new(move |run: bool| {
+                if run {
+                    conn::executor_job(&job_shared, &*factory, ctx);
+                } else {
+                    conn::abandon(&job_shared, &*factory, ctx);
+                }
+            }));
+            executor.execute(job); // or drops it: a refusal (see `ConnectionJob`)
+            return;
+        }
         if let Some(pool) = &self.pool {
             let Some(tx) = &pool.tx else { return };
             shared.register(id, Arc::clone(&fd));
@@ -565,10 +630,11 @@ impl<F: SessionFactory> Acceptor<F> {
         if !msg.is_empty() {
             let _ = sys::send(fd.as_fd(), msg, sys::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
         }
+        // Counted before the close, so a peer that sees EOF also sees the count.
+        self.shared.closed(CloseReason::Refused);
         if let Ok(fd) = Arc::try_unwrap(fd) {
             let _ = sys::close(fd);
         }
-        self.shared.closed(CloseReason::Refused);
     }
 
     /// Joins the threads that announced their exit.
@@ -603,12 +669,18 @@ impl<F: SessionFactory> Acceptor<F> {
             c.threads_live.load(Ordering::Relaxed)
         ));
         let deadline = t + shared.config.shutdown_grace;
-        while c.threads_live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        // Threads we own, or, under an executor, connections its threads still serve.
+        let busy = || {
+            c.threads_live.load(Ordering::SeqCst) > 0
+                || (shared.config.executor.is_some()
+                    && c.connections_live.load(Ordering::SeqCst) > 0)
+        };
+        while busy() && Instant::now() < deadline {
             self.reap();
             thread::sleep(Duration::from_millis(1));
         }
         let mut forced = false;
-        if c.threads_live.load(Ordering::SeqCst) > 0 {
+        if busy() {
             forced = true;
             shared.forced.store(true, Ordering::SeqCst);
             let n = shared.shutdown_all(Shutdown::Both);
