@@ -317,7 +317,10 @@ fn calibrate_cmd(a: &CalibrateArgs) -> anyhow::Result<()> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
+            // A hand-written tail after the marker survives regeneration.
+            let old = std::fs::read_to_string(path).unwrap_or_default();
+            let page = zyphos_load::calibrate::keep_hand_written(&old, &md);
+            std::fs::write(path, &page).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {}", path.display());
         }
         None => print!("{md}"),

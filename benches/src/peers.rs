@@ -375,6 +375,8 @@ pub struct WrkOptions {
     pub pipeline: usize,
     /// Pin wrk to this CPU.
     pub cpu: Option<usize>,
+    /// Extra request headers, `Name: value` each (wrk `-H`), e.g. `Connection: close`.
+    pub headers: Vec<String>,
 }
 
 impl WrkOptions {
@@ -387,8 +389,35 @@ impl WrkOptions {
             duration: Duration::from_secs(10),
             pipeline: 1,
             cpu: None,
+            headers: Vec::new(),
         }
     }
+}
+
+/// wrk's arguments for `opts` (without the program name). `script` is where `pipeline.lua` is
+/// (used only when `opts.pipeline > 1`).
+pub fn wrk_args(opts: &WrkOptions, script: &Path) -> Vec<String> {
+    let secs = opts.duration.as_secs().max(1);
+    let mut args = vec![
+        format!("-t{}", opts.threads),
+        format!("-c{}", opts.connections),
+        format!("-d{secs}s"),
+        "--latency".to_owned(),
+    ];
+    for h in &opts.headers {
+        args.push("-H".to_owned());
+        args.push(h.clone());
+    }
+    if opts.pipeline > 1 {
+        args.push("-s".to_owned());
+        args.push(script.display().to_string());
+        args.push(opts.url.clone());
+        args.push("--".to_owned());
+        args.push(opts.pipeline.to_string());
+    } else {
+        args.push(opts.url.clone());
+    }
+    args
 }
 
 /// What wrk printed, in our units.
@@ -468,22 +497,18 @@ pub fn run_wrk(opts: &WrkOptions) -> Result<WrkResult, PeerError> {
         install: "apt-get install -y wrk",
     })?;
     let secs = opts.duration.as_secs().max(1);
-    let mut cmd = Command::new(&bin);
-    cmd.arg(format!("-t{}", opts.threads))
-        .arg(format!("-c{}", opts.connections))
-        .arg(format!("-d{secs}s"))
-        .arg("--latency");
     // Keep the script dir alive until wrk is done.
     let script_dir;
-    if opts.pipeline > 1 {
+    let script = if opts.pipeline > 1 {
         script_dir = TempDir::new("wrk").map_err(io_err("creating wrk temp dir"))?;
         let script = script_dir.path().join("pipeline.lua");
         std::fs::write(&script, PIPELINE_LUA).map_err(io_err("writing pipeline.lua"))?;
-        cmd.arg("-s").arg(&script);
-        cmd.arg(&opts.url).arg("--").arg(opts.pipeline.to_string());
+        script
     } else {
-        cmd.arg(&opts.url);
-    }
+        PathBuf::from("pipeline.lua")
+    };
+    let mut cmd = Command::new(&bin);
+    cmd.args(wrk_args(opts, &script));
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -653,6 +678,38 @@ Transfer/sec:     16.65MB
         assert!(conf.contains("listen 127.0.0.1:8081"));
         assert!(conf.contains("return 200 \"Hello, World!\""));
         assert!(conf.contains("worker_processes 1;") && conf.contains("daemon off;"));
+    }
+
+    #[test]
+    fn test_wrk_args_carry_headers_and_pipeline_script() {
+        let mut o = WrkOptions::new("http://127.0.0.1:1/plaintext");
+        o.headers.push("Connection: close".to_owned());
+        o.duration = Duration::from_secs(3);
+        assert_eq!(
+            wrk_args(&o, Path::new("/s/pipeline.lua")),
+            [
+                "-t1",
+                "-c64",
+                "-d3s",
+                "--latency",
+                "-H",
+                "Connection: close",
+                "http://127.0.0.1:1/plaintext"
+            ]
+        );
+        o.headers.clear();
+        o.pipeline = 16;
+        let args = wrk_args(&o, Path::new("/s/pipeline.lua"));
+        assert_eq!(
+            args[4..],
+            [
+                "-s",
+                "/s/pipeline.lua",
+                "http://127.0.0.1:1/plaintext",
+                "--",
+                "16"
+            ]
+        );
     }
 
     #[test]

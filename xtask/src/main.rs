@@ -23,11 +23,12 @@
 //!    results section of `docs/milestones/NN-slug.md`. Items become `[x]` (passing) or `[!]`.
 //! 5. **Reported.** `cargo xtask report` rebuilds the status board `docs/README.md` and the
 //!    throughput/latency charts; `cargo xtask compare A B` measures two milestones' servers under
-//!    the same load.
+//!    the same load; `cargo xtask race` runs zyphos and nginx side by side under the same load
+//!    generators (`docs/results/race.json`, `docs/charts/race.svg`).
 //!
 //! # Subcommands
 //!
-//! `milestone N [--verify [--quick] | --bench]`, `compare A B`, `report [--check]`,
+//! `milestone N [--verify [--quick] | --bench]`, `compare A B`, `race`, `report [--check]`,
 //! `setup [--check]`, `ci`, `gen [--check]`. Errors are one line (`error: …`, exit code 1;
 //! usage errors such as an unknown milestone number exit with 2).
 
@@ -47,6 +48,7 @@ mod evidence;
 mod exec;
 mod machine;
 mod manifest;
+mod race;
 mod report;
 mod results;
 mod roadmap;
@@ -118,6 +120,38 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         connections: u64,
     },
+    /// Run zyphos and nginx side by side (pinned, alternating) with zyphos-load and wrk; write
+    /// docs/results/<out>.json and docs/charts/<out>.svg.
+    Race {
+        /// zyphos arguments, whitespace-separated; `--listen 127.0.0.1:PORT` is appended (or
+        /// fills `{listen}`). Their `--proto` decides which scenarios can run.
+        #[arg(long, default_value = race::DEFAULT_ZYPHOS_ARGS, allow_hyphen_values = true)]
+        zyphos_args: String,
+        /// Comma-separated scenarios (plaintext-close, static1k-close, plaintext-keepalive,
+        /// plaintext-pipeline16, static1k-keepalive); default: all the zyphos args can serve.
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Option<Vec<String>>,
+        /// nginx-zyphos rounds per scenario and tool.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// Seconds per load run.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Comma-separated load generators, run in this order within a round.
+        #[arg(long, value_delimiter = ',', default_value = race::DEFAULT_TOOLS)]
+        tools: Vec<String>,
+        /// Output name: docs/results/<out>.json and docs/charts/<out>.svg (must start with `race`).
+        #[arg(long, default_value = "race")]
+        out: String,
+        /// Exit non-zero unless zyphos beats nginx by this ratio with a lower p99 everywhere
+        /// (without it the verdicts against issue 6's 1.3x are only reported).
+        #[arg(long)]
+        require: Option<f64>,
+        /// Seconds of one extra run per scenario and server under `strace -c -f`, for syscalls
+        /// per request (0 = skip).
+        #[arg(long, default_value_t = 2)]
+        syscall_seconds: u64,
+    },
     /// Rebuild docs/README.md (status board) and docs/charts/*.svg.
     Report {
         /// Fail if the files are stale instead of writing them.
@@ -180,6 +214,28 @@ fn run(cli: Cli) -> Result<()> {
                 connections,
             },
         ),
+        Command::Race {
+            zyphos_args,
+            scenarios,
+            rounds,
+            duration,
+            tools,
+            out,
+            require,
+            syscall_seconds,
+        } => race::run(
+            &root,
+            &race::RaceOptions {
+                zyphos_args,
+                scenarios,
+                rounds,
+                duration_s: duration,
+                tools,
+                out,
+                require,
+                syscall_seconds,
+            },
+        ),
         Command::Report { check } => report::generate(
             &root,
             if check {
@@ -233,6 +289,49 @@ mod tests {
         assert!(Cli::try_parse_from(["xtask", "milestone", "1", "--quick"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "milestone", "1", "--verify", "--bench"]).is_err());
         assert!(Cli::try_parse_from(["xtask", "milestone", "1", "--verify", "--quick"]).is_ok());
+    }
+
+    #[test]
+    fn race_options_parse() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "race",
+            "--zyphos-args",
+            "serve --io epoll --proto http1.1",
+            "--scenarios",
+            "plaintext-close,static1k-keepalive",
+            "--tools",
+            "wrk",
+            "--require",
+            "1.3",
+        ])
+        .expect("parses");
+        let Command::Race {
+            zyphos_args,
+            scenarios,
+            rounds,
+            tools,
+            require,
+            ..
+        } = cli.command
+        else {
+            panic!("not race: {:?}", cli.command);
+        };
+        assert_eq!(zyphos_args, "serve --io epoll --proto http1.1");
+        assert_eq!(
+            scenarios,
+            Some(vec!["plaintext-close".into(), "static1k-keepalive".into()])
+        );
+        assert_eq!((rounds, tools, require), (3, vec!["wrk".into()], Some(1.3)));
+        let defaults = Cli::try_parse_from(["xtask", "race"]).expect("parses");
+        let Command::Race {
+            zyphos_args, tools, ..
+        } = defaults.command
+        else {
+            panic!("not race");
+        };
+        assert_eq!(zyphos_args, race::DEFAULT_ZYPHOS_ARGS);
+        assert_eq!(tools, ["zyphos-load", "wrk"]);
     }
 
     /// Every module starts with `//!` docs (the tidy rule of STYLE.md §8).

@@ -59,7 +59,7 @@ pub mod threads;
 
 pub use log::{Level, LogConfig, LogSink, Logger};
 pub use session::{
-    CloseReason, EchoConfig, EchoEvent, EchoFactory, EchoSession, Session, SessionFactory,
+    CloseReason, EchoConfig, EchoEvent, EchoFactory, EchoSession, Outbox, Session, SessionFactory,
     SessionState,
 };
 pub use stats::ThreadStats;

@@ -173,6 +173,60 @@ pub trait SessionFactory: Send + Sync + 'static {
     fn protocol(&self) -> &'static str;
 }
 
+/// Bytes a session has produced and its driver has not yet written: the usual backing for
+/// [`Session::pending_output`] / [`Session::consume_output`].
+///
+/// Appending goes through [`Outbox::buffer`] (a `Vec<u8>` the writers of later milestones render
+/// into); written bytes are forgotten by [`Outbox::consume`], and the storage is reused once
+/// everything was written, so a steady request/response stream stops allocating.
+#[derive(Debug, Default, Clone)]
+pub struct Outbox {
+    bytes: Vec<u8>,
+    /// Start of the unsent part of `bytes`.
+    sent: usize,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Outbox::default()
+    }
+
+    /// The unsent bytes, oldest first.
+    pub fn pending(&self) -> &[u8] {
+        &self.bytes[self.sent..]
+    }
+
+    /// How many bytes are unsent.
+    pub fn len(&self) -> usize {
+        self.bytes.len() - self.sent
+    }
+
+    /// Whether everything was sent.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The driver wrote the first `n` unsent bytes.
+    pub fn consume(&mut self, n: usize) {
+        self.sent = (self.sent + n).min(self.bytes.len());
+        if self.sent == self.bytes.len() {
+            self.bytes.clear();
+            self.sent = 0;
+        }
+    }
+
+    /// The storage to append to (sent bytes may still sit at its front; only append).
+    pub fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// Appends `data`.
+    pub fn push(&mut self, data: &[u8]) {
+        self.bytes.extend_from_slice(data);
+    }
+}
+
 /// What [`EchoSession`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -206,9 +260,7 @@ impl Default for EchoConfig {
 #[derive(Debug)]
 pub struct EchoSession {
     config: EchoConfig,
-    output: Vec<u8>,
-    /// Start of the unsent part of `output`.
-    sent: usize,
+    output: Outbox,
     deadline: Instant,
     state: SessionState,
     events: Option<EchoEvent>,
@@ -219,8 +271,7 @@ impl EchoSession {
     pub fn new(config: EchoConfig, now: Instant) -> Self {
         EchoSession {
             config,
-            output: Vec::new(),
-            sent: 0,
+            output: Outbox::new(),
             deadline: now + config.idle_timeout,
             state: SessionState::Open,
             events: None,
@@ -228,7 +279,7 @@ impl EchoSession {
     }
 
     fn unsent(&self) -> usize {
-        self.output.len() - self.sent
+        self.output.len()
     }
 }
 
@@ -244,11 +295,7 @@ impl Session for EchoSession {
         if take == 0 {
             return 0;
         }
-        if self.sent == self.output.len() {
-            self.output.clear();
-            self.sent = 0;
-        }
-        self.output.extend_from_slice(&input[..take]);
+        self.output.push(&input[..take]);
         self.deadline = now + self.config.idle_timeout;
         self.events = Some(match self.events.take() {
             Some(EchoEvent::Echoed(n)) => EchoEvent::Echoed(n + take),
@@ -260,7 +307,7 @@ impl Session for EchoSession {
     fn handle_eof(&mut self, _now: Instant, unconsumed: &[u8]) {
         if self.state == SessionState::Open {
             // Bounded by the driver's input limit: at most one buffer beyond the output cap.
-            self.output.extend_from_slice(unconsumed);
+            self.output.push(unconsumed);
             self.state = SessionState::Closing(CloseReason::PeerClosed);
         }
     }
@@ -279,15 +326,11 @@ impl Session for EchoSession {
     }
 
     fn pending_output(&self) -> &[u8] {
-        &self.output[self.sent..]
+        self.output.pending()
     }
 
     fn consume_output(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.output.len());
-        if self.sent == self.output.len() {
-            self.output.clear();
-            self.sent = 0;
-        }
+        self.output.consume(n);
     }
 
     fn poll_event(&mut self) -> Option<EchoEvent> {

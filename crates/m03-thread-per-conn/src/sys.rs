@@ -9,38 +9,93 @@
 //!   experiment.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Live heap blocks (allocations minus deallocations) through [`CountingAlloc`].
 static LIVE_BLOCKS: AtomicI64 = AtomicI64::new(0);
+/// Live heap bytes through [`CountingAlloc`].
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 /// Live blocks by log2 of their size (bucket `i`: sizes in `[2^i, 2^(i+1))`).
 static LIVE_BY_SIZE: [AtomicI64; 48] = [const { AtomicI64::new(0) }; 48];
+/// Allocations ever made through [`CountingAlloc`].
+static TOTAL_ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Bytes ever requested through [`CountingAlloc`].
+static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Set by the first allocation: [`CountingAlloc`] is the global allocator.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    // `const` initialisers and no destructor: touching these never allocates or registers a
+    // destructor, so the allocator may use them.
+    static THREAD_ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static THREAD_ALLOC_BYTES: Cell<u64> = const { Cell::new(0) };
+}
 
 fn size_bucket(size: usize) -> usize {
     (usize::BITS - size.max(1).leading_zeros() - 1).min(47) as usize
 }
 
-/// Allocations ever made through [`CountingAlloc`].
-static TOTAL_ALLOCS: AtomicU64 = AtomicU64::new(0);
+fn count_alloc(size: usize) {
+    INSTALLED.store(true, Ordering::Relaxed);
+    LIVE_BY_SIZE[size_bucket(size)].fetch_add(1, Ordering::Relaxed);
+    LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_add(size as i64, Ordering::Relaxed);
+    TOTAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    TOTAL_BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    // try_with: the thread-locals may be gone while a thread shuts down.
+    let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
+    let _ = THREAD_ALLOC_BYTES.try_with(|c| c.set(c.get() + size as u64));
+}
 
-/// The system allocator, counting live blocks. Install it in a program with
-/// `#[global_allocator] static A: CountingAlloc = CountingAlloc;` and read [`live_blocks`].
+fn count_free(size: usize) {
+    LIVE_BY_SIZE[size_bucket(size)].fetch_sub(1, Ordering::Relaxed);
+    LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_sub(size as i64, Ordering::Relaxed);
+}
+
+/// The system allocator, counting: live blocks and bytes (leak checks, memory per object),
+/// allocations in total and per thread (allocation-free hot paths). Install it in a program with
+/// `#[global_allocator] static A: CountingAlloc = CountingAlloc;`. The one counting allocator of
+/// the workspace: later milestones re-export it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CountingAlloc;
 
+impl CountingAlloc {
+    /// Allocations and bytes allocated by the calling thread so far (a `realloc` counts as an
+    /// allocation of its new size).
+    pub fn thread_counts() -> (u64, u64) {
+        (thread_allocations(), thread_allocated_bytes())
+    }
+
+    /// Allocations made by the whole process so far ([`total_allocations`]).
+    pub fn allocations() -> u64 {
+        total_allocations()
+    }
+
+    /// Bytes requested by those allocations.
+    pub fn allocated_bytes() -> u64 {
+        TOTAL_BYTES.load(Ordering::Relaxed)
+    }
+
+    /// Allocations made by the calling thread so far ([`thread_allocations`]).
+    pub fn thread_allocations() -> u64 {
+        thread_allocations()
+    }
+}
+
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the counters
-// are atomics touched only after the forwarded call, and they never allocate.
+// are atomics and const-initialised thread-locals, touched only around the forwarded call, and
+// they never allocate (no re-entry).
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE_BY_SIZE[size_bucket(layout.size())].fetch_add(1, Ordering::Relaxed);
-            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
-            TOTAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+            count_alloc(layout.size());
         }
         p
     }
@@ -48,27 +103,24 @@ unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: `ptr` was returned by `alloc` above (i.e. by `System`) with this layout.
         unsafe { System.dealloc(ptr, layout) };
-        LIVE_BY_SIZE[size_bucket(layout.size())].fetch_sub(1, Ordering::Relaxed);
-        LIVE_BLOCKS.fetch_sub(1, Ordering::Relaxed);
+        count_free(layout.size());
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE_BY_SIZE[size_bucket(layout.size())].fetch_add(1, Ordering::Relaxed);
-            LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
-            TOTAL_ALLOCS.fetch_add(1, Ordering::Relaxed);
+            count_alloc(layout.size());
         }
         p
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller upholds `realloc`'s contract; a realloc keeps the block count.
+        // SAFETY: the caller upholds `realloc`'s contract; `ptr`/`layout` came from `System`.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE_BY_SIZE[size_bucket(layout.size())].fetch_sub(1, Ordering::Relaxed);
-            LIVE_BY_SIZE[size_bucket(new_size)].fetch_add(1, Ordering::Relaxed);
+            count_free(layout.size());
+            count_alloc(new_size);
         }
         p
     }
@@ -77,6 +129,11 @@ unsafe impl GlobalAlloc for CountingAlloc {
 /// Heap blocks live now (meaningful only when [`CountingAlloc`] is the global allocator).
 pub fn live_blocks() -> i64 {
     LIVE_BLOCKS.load(Ordering::Relaxed)
+}
+
+/// Heap bytes live now, process-wide (meaningful only when installed).
+pub fn live_bytes() -> i64 {
+    LIVE_BYTES.load(Ordering::Relaxed)
 }
 
 /// Live blocks by size class: `(log2 of the smallest size in the class, blocks)`, non-empty
@@ -90,9 +147,24 @@ pub fn live_blocks_by_size() -> Vec<(u32, i64)> {
         .collect()
 }
 
-/// Allocations made so far (meaningful only with [`CountingAlloc`] installed).
+/// Allocations made so far, process-wide (a `realloc` counts as one).
 pub fn total_allocations() -> u64 {
     TOTAL_ALLOCS.load(Ordering::Relaxed)
+}
+
+/// Allocations made by the calling thread so far (0 when not installed).
+pub fn thread_allocations() -> u64 {
+    THREAD_ALLOCS.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Bytes allocated by the calling thread so far (0 when not installed).
+pub fn thread_allocated_bytes() -> u64 {
+    THREAD_ALLOC_BYTES.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Whether [`CountingAlloc`] has seen an allocation (i.e. is the global allocator).
+pub fn is_installed() -> bool {
+    INSTALLED.load(Ordering::Relaxed)
 }
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {

@@ -281,3 +281,93 @@ fn test_stack_size_configured_thread_stacks_mapped_at_that_size() {
     server.stop().unwrap();
     assert!(during >= before + 5, "before {before}, during {during}");
 }
+
+/// Answers one line at a time, and only once its previous answer was written: a session that
+/// applies backpressure the way a pipelining HTTP core with depth 1 does.
+struct OneLineAtATime {
+    out: m03_thread_per_conn::Outbox,
+    state: m03_thread_per_conn::SessionState,
+}
+
+impl m03_thread_per_conn::Session for OneLineAtATime {
+    type Event = ();
+
+    fn handle_input(&mut self, _now: Instant, input: &[u8]) -> usize {
+        if !self.out.is_empty() {
+            return 0; // busy until the answer is written
+        }
+        match input.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                self.out.push(&input[..=end]);
+                end + 1
+            }
+            None => 0,
+        }
+    }
+
+    fn handle_eof(&mut self, _now: Instant, _unconsumed: &[u8]) {
+        self.state = m03_thread_per_conn::SessionState::Closing(CloseReason::PeerClosed);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {}
+
+    fn pending_output(&self) -> &[u8] {
+        self.out.pending()
+    }
+
+    fn consume_output(&mut self, n: usize) {
+        self.out.consume(n);
+    }
+
+    fn poll_event(&mut self) -> Option<()> {
+        None
+    }
+
+    fn state(&self) -> m03_thread_per_conn::SessionState {
+        self.state
+    }
+
+    fn input_limit(&self) -> usize {
+        4096
+    }
+
+    fn begin_shutdown(&mut self, _now: Instant) {
+        self.state = m03_thread_per_conn::SessionState::Closing(CloseReason::Shutdown);
+    }
+}
+
+struct OneLineFactory;
+
+impl m03_thread_per_conn::SessionFactory for OneLineFactory {
+    type Session = OneLineAtATime;
+
+    fn new_session(&self, _peer: std::net::SocketAddr, _now: Instant) -> OneLineAtATime {
+        OneLineAtATime {
+            out: m03_thread_per_conn::Outbox::new(),
+            state: m03_thread_per_conn::SessionState::Open,
+        }
+    }
+
+    fn protocol(&self) -> &'static str {
+        "one-line"
+    }
+}
+
+#[test]
+fn test_unconsumed_input_offered_again_after_output_drains() {
+    let (config, _) = test_config();
+    let server = RunningServer::start(config, OneLineFactory).unwrap();
+    let mut c = connect(server.addr, T).unwrap();
+    // Three lines in one write; the session takes the second only after the first answer left.
+    c.write_all(b"one\ntwo\nthree\n").unwrap();
+    let mut got = vec![0u8; 14];
+    c.read_exact(&mut got)
+        .expect("all three answers arrive without the client sending more");
+    assert_eq!(got, b"one\ntwo\nthree\n");
+    drop(c);
+    server.stop().unwrap();
+}

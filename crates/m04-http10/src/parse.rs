@@ -221,6 +221,9 @@ impl<'a> Status<'a> {
 pub struct Parser {
     limits: Limits,
     mode: Mode,
+    /// Milestone 8: stop after the head and let the caller frame the body
+    /// ([`Parser::with_caller_framing`]).
+    caller_framing: bool,
 }
 
 /// Parses `buf` with the default limits in strict mode.
@@ -316,6 +319,21 @@ fn scan_value(buf: &[u8], mut pos: usize) -> usize {
         pos += 8;
     }
     scan(buf, pos, &VALUE)
+}
+
+/// A Content-Length value that may be a list (RFC 9110 §8.6: a recipient MAY accept
+/// `5, 5` when every member is the same valid number); `None` if any member is invalid or
+/// two members disagree.
+fn parse_content_length_list(v: &[u8]) -> Option<u64> {
+    let mut value = None;
+    for member in v.split(|&b| b == b',') {
+        let n = parse_content_length(trim_ows(member))?;
+        if value.is_some_and(|old| old != n) {
+            return None;
+        }
+        value = Some(n);
+    }
+    value
 }
 
 /// Parses `1*DIGIT` with overflow checks; `None` if empty, not digits, or too large.
@@ -450,7 +468,30 @@ enum LineEnd {
 impl Parser {
     /// A parser with these limits and mode.
     pub fn new(limits: Limits, mode: Mode) -> Parser {
-        Parser { limits, mode }
+        Parser {
+            limits,
+            mode,
+            caller_framing: false,
+        }
+    }
+
+    /// The same parser, handing body framing to the caller (milestone 8's HTTP/1.1 core).
+    ///
+    /// The parser then stops after the head: a complete request has an empty
+    /// [`Request::body`], and [`Request::declared_length`] / [`Request::has_transfer_encoding`]
+    /// say how the body is framed. `Transfer-Encoding` without `Content-Length` is no longer an
+    /// error (the caller decodes chunked), `Content-Length` may be a list of identical values
+    /// (`5, 5`, RFC 9110 §8.6), and `Content-Length` with `Transfer-Encoding` is still
+    /// [`ParseError::ConflictingFraming`]. The other checks (413 on a too-large
+    /// `Content-Length`, 411) are unchanged.
+    pub fn with_caller_framing(mut self) -> Parser {
+        self.caller_framing = true;
+        self
+    }
+
+    /// Whether the caller frames the body ([`Parser::with_caller_framing`]).
+    pub fn caller_framing(&self) -> bool {
+        self.caller_framing
     }
 
     /// Its limits.
@@ -685,7 +726,12 @@ impl Parser {
                     if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
                         last_kind = 2;
                         let v = trim_ows(&head[vstart..vend]);
-                        let n = parse_content_length(v).ok_or(ParseError::InvalidContentLength)?;
+                        let n = if self.caller_framing {
+                            parse_content_length_list(v)
+                        } else {
+                            parse_content_length(v)
+                        }
+                        .ok_or(ParseError::InvalidContentLength)?;
                         if content_length.is_some_and(|old| old != n) {
                             return Err(ParseError::InvalidContentLength);
                         }
@@ -707,19 +753,40 @@ impl Parser {
         let head_len = pos;
 
         // Framing (RFC 1945 §7.2.2, RFC 7230 §3.3.3).
-        if transfer_encoding {
+        if transfer_encoding && (content_length.is_some() || !self.caller_framing) {
             return Err(if content_length.is_some() {
                 ParseError::ConflictingFraming
             } else {
                 ParseError::TransferEncodingNotImplemented
             });
         }
-        if content_length.is_none() && method.requires_length() && version == Version::Http10 {
+        if content_length.is_none()
+            && !transfer_encoding
+            && method.requires_length()
+            && version == Version::Http10
+        {
             return Err(ParseError::LengthRequired);
         }
         let body_len = content_length.unwrap_or(0);
         if body_len > lim.max_body as u64 {
             return Err(ParseError::BodyTooLarge);
+        }
+        let text = |b: &'a [u8]| std::str::from_utf8(b).unwrap_or_default();
+        if self.caller_framing {
+            // The head is complete: the caller frames the body.
+            goto!(State::Complete, head_len);
+            let mut request = Request::new(
+                method,
+                text(target),
+                version,
+                &buf[headers_start..headers_end],
+                count,
+                obs_fold,
+                &buf[head_len..head_len],
+                head_len,
+            );
+            request.set_framing(content_length, transfer_encoding);
+            return Ok(Status::Complete(request));
         }
         // Bounded by max_body (a usize) just above.
         let body_len = body_len as usize;
@@ -729,8 +796,7 @@ impl Parser {
             return Ok(Status::Partial);
         }
         goto!(State::Complete, total);
-        let text = |b: &'a [u8]| std::str::from_utf8(b).unwrap_or_default();
-        Ok(Status::Complete(Request::new(
+        let mut request = Request::new(
             method,
             text(target),
             version,
@@ -739,7 +805,9 @@ impl Parser {
             obs_fold,
             &buf[head_len..total],
             head_len,
-        )))
+        );
+        request.set_framing(content_length, false);
+        Ok(Status::Complete(request))
     }
 }
 

@@ -19,6 +19,8 @@ pub struct Request<'a> {
     obs_fold: bool,
     body: &'a [u8],
     head_len: usize,
+    declared_length: Option<u64>,
+    transfer_encoding: bool,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -55,7 +57,37 @@ impl<'a> Request<'a> {
             obs_fold,
             body,
             head_len,
+            declared_length: None,
+            transfer_encoding: false,
         }
+    }
+
+    pub(crate) fn set_framing(&mut self, declared_length: Option<u64>, transfer_encoding: bool) {
+        self.declared_length = declared_length;
+        self.transfer_encoding = transfer_encoding;
+    }
+
+    /// The same request with another body (milestone 8: a body the caller framed and decoded,
+    /// e.g. from chunked). Everything else, `head_len` included, is unchanged.
+    pub fn with_body<'b>(&self, body: &'b [u8]) -> Request<'b>
+    where
+        'a: 'b,
+    {
+        Request {
+            body,
+            ..self.clone()
+        }
+    }
+
+    /// The `Content-Length` value received, if any (a list of identical values counts once).
+    pub fn declared_length(&self) -> Option<u64> {
+        self.declared_length
+    }
+
+    /// Whether a `Transfer-Encoding` header was received (only possible in a complete request
+    /// from a parser [`with_caller_framing`](crate::Parser::with_caller_framing)).
+    pub fn has_transfer_encoding(&self) -> bool {
+        self.transfer_encoding
     }
 
     /// The method.

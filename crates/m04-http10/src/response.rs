@@ -4,6 +4,7 @@
 use std::time::SystemTime;
 
 use crate::date::http_date;
+use crate::method::Version;
 
 /// The status line's version: this is an HTTP/1.0 server (RFC 7230 §2.6 lets it answer 1.1
 /// clients with 1.0).
@@ -105,6 +106,18 @@ pub struct ResponseWriter<'a> {
     status: Option<u16>,
     body_len: usize,
     refused_headers: usize,
+    /// Milestone 8: the connection management the session chose (`None`: HTTP/1.0 as before).
+    managed: Option<Managed>,
+    chunked: bool,
+}
+
+/// Connection management set by an HTTP/1.1 session ([`ResponseWriter::manage_connection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Managed {
+    version: Version,
+    connection: Option<&'static str>,
+    keep_alive: Option<(u64, u64)>,
+    allow_chunked: bool,
 }
 
 impl<'a> ResponseWriter<'a> {
@@ -117,7 +130,56 @@ impl<'a> ResponseWriter<'a> {
             status: None,
             body_len: 0,
             refused_headers: 0,
+            managed: None,
+            chunked: false,
         }
+    }
+
+    /// Milestone 8: the session manages the connection. The status line says `version`;
+    /// `connection` (`"close"`, `"keep-alive"`) is sent as a `Connection` header and
+    /// `keep_alive = Some((timeout_s, max))` as `Keep-Alive: timeout=…, max=…`;
+    /// `allow_chunked` lets [`ResponseWriter::send_chunked`] use `Transfer-Encoding: chunked`
+    /// (an HTTP/1.1 peer). The handler's own `Connection`, `Keep-Alive` and
+    /// `Transfer-Encoding` headers are then refused (the session owns framing and persistence).
+    pub fn manage_connection(
+        &mut self,
+        version: Version,
+        connection: Option<&'static str>,
+        keep_alive: Option<(u64, u64)>,
+        allow_chunked: bool,
+    ) {
+        self.managed = Some(Managed {
+            version,
+            connection,
+            keep_alive,
+            allow_chunked,
+        });
+    }
+
+    /// Like [`ResponseWriter::send_parts`], but the body goes out with
+    /// `Transfer-Encoding: chunked`, one chunk per non-empty part, then the last chunk — when
+    /// the session allowed it ([`ResponseWriter::manage_connection`]). Otherwise (an HTTP/1.0
+    /// peer, which cannot decode chunked) it falls back to `Content-Length`.
+    pub fn send_chunked(
+        &mut self,
+        status: u16,
+        content_type: Option<&str>,
+        headers: &[(&str, &[u8])],
+        parts: &[&[u8]],
+    ) {
+        let allowed = self.managed.is_some_and(|m| m.allow_chunked);
+        let bodyless = status < 200 || status == 204 || status == 304;
+        if !allowed || bodyless {
+            self.send_parts(status, content_type, headers, parts);
+            return;
+        }
+        self.chunked = true;
+        self.send_parts(status, content_type, headers, parts);
+    }
+
+    /// Whether the response went out chunked.
+    pub fn is_chunked(&self) -> bool {
+        self.chunked
     }
 
     /// Writes status line + given headers + generated headers + body. Call once; a second call
@@ -162,7 +224,11 @@ impl<'a> ResponseWriter<'a> {
 
         let out = &mut *self.out;
         out.reserve(128 + total);
-        out.extend_from_slice(RESPONSE_VERSION.as_bytes());
+        let version = match self.managed {
+            Some(m) if m.version == Version::Http11 => "HTTP/1.1",
+            _ => RESPONSE_VERSION,
+        };
+        out.extend_from_slice(version.as_bytes());
         out.push(b' ');
         push_u64(out, u64::from(status));
         out.push(b' ');
@@ -181,10 +247,15 @@ impl<'a> ResponseWriter<'a> {
                 self.refused_headers += 1;
             }
         }
+        let managed = self.managed.is_some();
         for &(name, value) in headers {
             if !is_valid_header_name(name)
                 || !is_valid_header_value(value)
                 || name.eq_ignore_ascii_case("content-length")
+                || (managed
+                    && (name.eq_ignore_ascii_case("connection")
+                        || name.eq_ignore_ascii_case("keep-alive")
+                        || name.eq_ignore_ascii_case("transfer-encoding")))
             {
                 self.refused_headers += 1;
                 continue;
@@ -193,6 +264,33 @@ impl<'a> ResponseWriter<'a> {
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
+        }
+        if let Some(m) = self.managed {
+            if let Some(c) = m.connection {
+                out.extend_from_slice(b"Connection: ");
+                out.extend_from_slice(c.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            if let Some((timeout, max)) = m.keep_alive {
+                out.extend_from_slice(b"Keep-Alive: timeout=");
+                push_u64(out, timeout);
+                out.extend_from_slice(b", max=");
+                push_u64(out, max);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+        if self.chunked {
+            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+            if !self.head {
+                for part in body.iter().filter(|p| !p.is_empty()) {
+                    push_hex(out, part.len());
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(part);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            return;
         }
         if !bodyless {
             out.extend_from_slice(b"Content-Length: ");
@@ -226,6 +324,22 @@ impl<'a> ResponseWriter<'a> {
     pub fn refused_headers(&self) -> usize {
         self.refused_headers
     }
+}
+
+/// Appends `n` in lower-case hex (a chunk-size).
+fn push_hex(out: &mut Vec<u8>, n: usize) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    let mut n = n as u64;
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use m03_thread_per_conn::{CloseReason, Session, SessionFactory, SessionState};
+use m03_thread_per_conn::{CloseReason, Outbox, Session, SessionFactory, SessionState};
 
 use crate::error::{ParseError, disposition};
 use crate::limits::{Limits, Mode};
@@ -87,8 +87,7 @@ pub struct Http10Session<S: Service> {
     anchor: (Instant, SystemTime),
     deadline: Instant,
     seen_input: bool,
-    output: Vec<u8>,
-    sent: usize,
+    output: Outbox,
     state: SessionState,
     events: Vec<Http10Event>,
     /// Scratch copy of a head with obs-folds, unfolded before the service sees it.
@@ -100,7 +99,7 @@ impl<S: Service> std::fmt::Debug for Http10Session<S> {
         f.debug_struct("Http10Session")
             .field("peer", &self.peer)
             .field("state", &self.state)
-            .field("pending", &(self.output.len() - self.sent))
+            .field("pending", &self.output.len())
             .finish()
     }
 }
@@ -122,8 +121,7 @@ impl<S: Service> Http10Session<S> {
             anchor,
             deadline: now + limits.header_timeout,
             seen_input: false,
-            output: Vec::new(),
-            sent: 0,
+            output: Outbox::new(),
             state: SessionState::Open,
             events: Vec::new(),
             unfold: Vec::new(),
@@ -137,7 +135,7 @@ impl<S: Service> Http10Session<S> {
     fn reject(&mut self, now: Instant, error: ParseError) {
         let d = disposition(error);
         let wall = self.wall(now);
-        write_error_response(&mut self.output, d.status, false, wall);
+        write_error_response(self.output.buffer(), d.status, false, wall);
         self.events.push(Http10Event::Rejected {
             error,
             status: d.status,
@@ -151,7 +149,7 @@ impl<S: Service> Http10Session<S> {
             now,
             wall: self.wall(now),
         };
-        let mut out = std::mem::take(&mut self.output);
+        let mut out = std::mem::take(self.output.buffer());
         let (status, refused, body_len) = {
             let mut w = ResponseWriter::new(&mut out, request.method() == Method::Head, ctx.wall);
             self.service.call(request, &ctx, &mut w);
@@ -170,7 +168,7 @@ impl<S: Service> Http10Session<S> {
                 request.body().len(),
             )
         };
-        self.output = out;
+        *self.output.buffer() = out;
         self.events.push(Http10Event::Request {
             method: request.method(),
             version: request.version(),
@@ -257,7 +255,7 @@ impl<S: Service> Session for Http10Session<S> {
         }
         if self.seen_input {
             let wall = self.wall(now);
-            write_error_response(&mut self.output, 408, false, wall);
+            write_error_response(self.output.buffer(), 408, false, wall);
             self.events.push(Http10Event::Timeout { answered: true });
             self.state = SessionState::Closing(CloseReason::Timeout);
         } else {
@@ -267,15 +265,11 @@ impl<S: Service> Session for Http10Session<S> {
     }
 
     fn pending_output(&self) -> &[u8] {
-        &self.output[self.sent..]
+        self.output.pending()
     }
 
     fn consume_output(&mut self, n: usize) {
-        self.sent = (self.sent + n).min(self.output.len());
-        if self.sent == self.output.len() {
-            self.output.clear();
-            self.sent = 0;
-        }
+        self.output.consume(n);
     }
 
     fn poll_event(&mut self) -> Option<Http10Event> {
@@ -304,7 +298,7 @@ impl<S: Service> Session for Http10Session<S> {
         }
         if self.seen_input {
             let wall = self.wall(now);
-            write_error_response(&mut self.output, 503, false, wall);
+            write_error_response(self.output.buffer(), 503, false, wall);
             self.state = SessionState::Closing(CloseReason::Shutdown);
         } else {
             self.state = SessionState::Closed(CloseReason::Shutdown);

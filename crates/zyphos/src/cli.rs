@@ -7,6 +7,7 @@ use m03_thread_per_conn::{
 use m04_http10::{Http10Factory, Limits};
 use m05_routing::RouterKind;
 use m06_thread_pool::{PoolServer, PoolServerConfig};
+use m08_http11::{Http11Config, Http11Factory};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -105,10 +106,11 @@ struct ServeArgs {
     access_log: bool,
 }
 
-/// The I/O model `zyphos serve` uses when none is given: the newest built driver.
+/// The I/O model `zyphos serve` uses when none is given. Until milestone 9's event loop, one
+/// thread per connection: a keep-alive connection would hold a pool worker for its whole life.
 const DEFAULT_IO: Io = Io::Threads;
 /// The protocol `zyphos serve` speaks when none is given: the newest built HTTP core.
-const DEFAULT_PROTO: Proto = Proto::Http10;
+const DEFAULT_PROTO: Proto = Proto::Http11;
 
 /// Route lookup algorithms (milestone 5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -223,7 +225,7 @@ fn echo(args: Vec<String>) -> Result<ExitCode> {
 
 fn serve(args: ServeArgs) -> Result<()> {
     let built_io = matches!(args.io, Io::Threads | Io::Pool);
-    let built_proto = matches!(args.proto, Proto::Echo | Proto::Http10);
+    let built_proto = matches!(args.proto, Proto::Echo | Proto::Http10 | Proto::Http11);
     if !(built_io && built_proto) {
         let mut missing = Vec::new();
         if !built_io {
@@ -254,12 +256,13 @@ fn serve(args: ServeArgs) -> Result<()> {
                 );
             }
             Driver::Threads(
-                ThreadServer::bind(ThreadConfig::new(args.listen))
+                ThreadServer::bind(server_config(args.listen))
                     .with_context(|| format!("binding {}", args.listen))?,
             )
         }
         _ => {
             let mut config = PoolServerConfig::new(args.listen);
+            config.server = server_config(args.listen);
             if let Some(workers) = args.workers {
                 if workers == 0 {
                     bail!("--workers must be at least 1");
@@ -284,16 +287,21 @@ fn serve(args: ServeArgs) -> Result<()> {
             eprintln!("zyphos: echo on {addr} (--io {io}); Ctrl-C stops");
             driver.run(Arc::new(EchoFactory::default()))?
         }
-        _ => {
+        Proto::Http10 | Proto::Http11 => {
             let stats = driver.stats_source();
             let root = args.root.clone().unwrap_or_else(site::default_root);
+            let proto = value_name(args.proto);
             let router = site::router(site::SiteOptions {
                 io: if args.io == Io::Threads {
                     "threads"
                 } else {
                     "pool"
                 },
-                proto: "http1.0",
+                proto: if args.proto == Proto::Http11 {
+                    "http1.1"
+                } else {
+                    "http1.0"
+                },
                 router: args.router.kind(),
                 root: root.clone(),
                 access_log: args.access_log,
@@ -301,12 +309,20 @@ fn serve(args: ServeArgs) -> Result<()> {
             })
             .with_context(|| format!("building the lab site (static root {})", root.display()))?;
             eprintln!(
-                "zyphos: http://{addr}/ (HTTP/1.0, --io {io}, router {}); Ctrl-C stops",
+                "zyphos: http://{addr}/ ({proto}, --io {io}, router {}); Ctrl-C stops",
                 site::router_name(args.router.kind())
             );
-            let factory = Http10Factory::new(Arc::new(router), Limits::default());
-            driver.run(Arc::new(factory))?
+            let service = Arc::new(router);
+            if args.proto == Proto::Http11 {
+                driver.run(Arc::new(Http11Factory::new(
+                    service,
+                    Http11Config::default(),
+                )))?
+            } else {
+                driver.run(Arc::new(Http10Factory::new(service, Limits::default())))?
+            }
         }
+        Proto::H2c => unreachable!("refused above: not built"),
     };
     eprintln!(
         "zyphos: stopped after {:.3} s of shutdown{}; {} connection thread(s) not joined",
@@ -319,6 +335,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         report.unjoined,
     );
     Ok(())
+}
+
+/// The accept side as `zyphos serve` runs it: milestone 3's defaults, without the per-thread
+/// `/proc` sampling (about twenty syscalls per connection, for experiments, not for serving).
+fn server_config(listen: SocketAddr) -> ThreadConfig {
+    let mut config = ThreadConfig::new(listen);
+    config.sample_threads = false;
+    config
 }
 
 /// The blocking drivers built so far; both serve any session factory.

@@ -86,8 +86,8 @@ fn split(response: &[u8]) -> (String, Vec<u8>) {
 }
 
 #[test]
-fn test_default_serve_answers_the_lab_site() {
-    let server = Server::start(&[]);
+fn test_http10_serve_answers_the_lab_site() {
+    let server = Server::start(&["--proto", "http1.0"]);
 
     let (head, body) = split(&server.exchange(b"GET /plaintext HTTP/1.0\r\n\r\n"));
     assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
@@ -180,7 +180,7 @@ fn test_serve_missing_root_is_a_clear_error() {
 
 #[test]
 fn test_serve_pool_runs_the_same_site_on_a_thread_pool() {
-    let server = Server::start(&["--io", "pool", "--workers", "4"]);
+    let server = Server::start(&["--io", "pool", "--workers", "4", "--proto", "http1.0"]);
     for _ in 0..10 {
         let (head, body) = split(&server.exchange(b"GET /plaintext HTTP/1.0\r\n\r\n"));
         assert!(head.starts_with("HTTP/1.0 200 OK\r\n"), "{head}");
@@ -214,4 +214,62 @@ fn test_serve_threads_rejects_workers() {
         .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
+}
+
+/// Reads one response with a `Content-Length` body from a keep-alive connection.
+fn read_response(conn: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        conn.read_exact(&mut byte).expect("a response head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .expect("Content-Length")
+        .trim()
+        .parse()
+        .expect("a number");
+    let mut body = vec![0u8; length];
+    conn.read_exact(&mut body).expect("the body");
+    (head, body)
+}
+
+#[test]
+fn test_default_serve_is_http11_keep_alive_pipelined_and_chunked() {
+    let server = Server::start(&[]);
+    let mut conn = TcpStream::connect(&server.addr).expect("connects");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // Two requests pipelined in one write, answered in order on the same connection.
+    conn.write_all(
+        b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\nGET /static/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .expect("sends");
+    let (head, body) = read_response(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"Hello, World!");
+    let (_, body) = read_response(&mut conn);
+    assert_eq!(body, b"Hello from the Zyphos lab site.\n");
+    // A chunked upload echoed back, still on the same connection.
+    conn.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    )
+    .expect("sends");
+    let (head, body) = read_response(&mut conn);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"hello world");
+    // HTTP/1.1 without Host is refused (RFC 9112 §3.2).
+    conn.write_all(b"GET /plaintext HTTP/1.1\r\n\r\n")
+        .expect("sends");
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
+    assert!(
+        rest.starts_with(b"HTTP/1.1 400"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+    server.stop();
 }

@@ -184,11 +184,13 @@ fn drive<F: SessionFactory>(
     };
     loop {
         // Rule 3: write everything pending, in order; a partial send consumes what it took.
+        let mut wrote = false;
         while !session.pending_output().is_empty() {
             match sys::send(fd, session.pending_output(), sys::MSG_NOSIGNAL) {
                 Ok(n) => {
                     stats::local_bytes_out(n);
                     session.consume_output(n);
+                    wrote = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if is_timeout(&e) => {
@@ -231,6 +233,15 @@ fn drive<F: SessionFactory>(
         if let Some(d) = deadline {
             if now >= d {
                 session.handle_timeout(now);
+                continue;
+            }
+        }
+        // Rule 1: bytes left unconsumed (a session applying backpressure, e.g. a full
+        // pipeline) are offered again once its output drained, before waiting for more.
+        if wrote && !buf.is_empty() && session.state() == SessionState::Open {
+            let used = session.handle_input(now, &buf).min(buf.len());
+            if used > 0 {
+                buf.drain(..used);
                 continue;
             }
         }

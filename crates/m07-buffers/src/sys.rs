@@ -1,0 +1,419 @@
+//! The operating-system edge: anonymous memory regions (`mmap`, huge pages, `madvise`),
+//! `sendfile`, `getrusage` with page-fault counts, and a counting global allocator.
+//!
+//! One of the crate's three modules allowed `unsafe` (with `pool` and `arena`). Every block
+//! carries a `// SAFETY:` note.
+//!
+//! Under Miri (`cfg(miri)`), which cannot `mmap`, [`Region`] takes its memory from
+//! `std::alloc::alloc_zeroed` with the same alignment, so the pool, ring and arena logic above it
+//! runs unchanged under the interpreter.
+
+#[cfg(miri)]
+use std::alloc::Layout;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+/// 4 KiB: the base page size on x86-64 (regions are rounded up to it).
+pub const PAGE_SIZE: usize = 4096;
+/// 2 MiB: the x86-64 huge page size (`MAP_HUGETLB` regions are rounded up to it).
+pub const HUGE_PAGE_SIZE: usize = 2 * 1024 * 1024;
+
+/// Which pages back a region: the request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HugePages {
+    /// Base 4 KiB pages.
+    #[default]
+    Off,
+    /// `madvise(MADV_HUGEPAGE)`: ask transparent huge pages (THP) to back the region when the
+    /// kernel can (`/sys/kernel/mm/transparent_hugepage/enabled` = `madvise` or `always`).
+    Transparent,
+    /// `MAP_HUGETLB`: reserved 2 MiB pages from `vm.nr_hugepages`; when the reservation is empty
+    /// the `mmap` fails with `ENOMEM` and the region falls back to base pages (recorded).
+    Explicit,
+}
+
+/// What actually backs a region: the outcome.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backing {
+    /// `mmap(MAP_PRIVATE | MAP_ANONYMOUS)`, base pages.
+    Mmap,
+    /// `mmap` + `madvise(MADV_HUGEPAGE)` accepted (whether THP really backs it is the kernel's
+    /// choice: see `AnonHugePages` in `/proc/self/smaps`).
+    MmapThp,
+    /// `mmap(MAP_HUGETLB)`: reserved 2 MiB pages.
+    MmapHugeTlb,
+    /// Huge pages were asked for and refused (`errno`); the region uses base pages.
+    MmapFallback {
+        /// The `errno` of the refused `mmap(MAP_HUGETLB)` or `madvise`.
+        errno: i32,
+    },
+    /// `std::alloc` (Miri, which cannot `mmap`).
+    Heap,
+}
+
+impl Backing {
+    /// A short label for tables and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Backing::Mmap => "mmap",
+            Backing::MmapThp => "mmap+thp",
+            Backing::MmapHugeTlb => "mmap+hugetlb",
+            Backing::MmapFallback { .. } => "mmap (huge pages refused)",
+            Backing::Heap => "heap",
+        }
+    }
+}
+
+/// An anonymous, zero-filled, page-aligned memory region, unmapped on drop.
+///
+/// Invariant: `ptr` points to `len` bytes, readable and writable, initialised (zero-filled at
+/// creation), aligned to [`PAGE_SIZE`], owned by this value alone until it is dropped.
+#[derive(Debug)]
+pub struct Region {
+    ptr: NonNull<u8>,
+    len: usize,
+    backing: Backing,
+}
+
+// SAFETY: the region is plain memory owned by this value; nothing in it is tied to a thread.
+unsafe impl Send for Region {}
+// SAFETY: `&Region` only exposes the base pointer and length; writes through the pointer are
+// the callers' business (the pool and arena enforce exclusivity above this layer).
+unsafe impl Sync for Region {}
+
+fn round_up(n: usize, to: usize) -> usize {
+    n.div_ceil(to) * to
+}
+
+impl Region {
+    /// Maps `len` bytes (rounded up to a page, or to 2 MiB for [`HugePages::Explicit`]).
+    /// `populate` pre-faults every page (`MAP_POPULATE`), so first touches cost no page fault.
+    pub fn new(len: usize, huge: HugePages, populate: bool) -> io::Result<Region> {
+        if len == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a region needs at least one byte",
+            ));
+        }
+        Region::map(len, huge, populate)
+    }
+
+    #[cfg(miri)]
+    fn map(len: usize, _huge: HugePages, _populate: bool) -> io::Result<Region> {
+        let len = round_up(len, PAGE_SIZE);
+        let layout = Layout::from_size_align(len, PAGE_SIZE)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: the layout has a non-zero size (len >= 1 rounded up to a page).
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = NonNull::new(ptr).ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        Ok(Region {
+            ptr,
+            len,
+            backing: Backing::Heap,
+        })
+    }
+
+    #[cfg(not(miri))]
+    fn map(len: usize, huge: HugePages, populate: bool) -> io::Result<Region> {
+        let populate_flag = if populate { libc::MAP_POPULATE } else { 0 };
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | populate_flag;
+        if huge == HugePages::Explicit {
+            let huge_len = round_up(len, HUGE_PAGE_SIZE);
+            match mmap_anon(huge_len, flags | libc::MAP_HUGETLB) {
+                Ok(ptr) => {
+                    return Ok(Region {
+                        ptr,
+                        len: huge_len,
+                        backing: Backing::MmapHugeTlb,
+                    });
+                }
+                Err(e) => {
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    let len = round_up(len, PAGE_SIZE);
+                    let ptr = mmap_anon(len, flags)?;
+                    return Ok(Region {
+                        ptr,
+                        len,
+                        backing: Backing::MmapFallback { errno },
+                    });
+                }
+            }
+        }
+        let len = round_up(len, PAGE_SIZE);
+        let ptr = mmap_anon(len, flags)?;
+        let mut backing = Backing::Mmap;
+        if huge == HugePages::Transparent {
+            // SAFETY: [ptr, ptr+len) is the mapping just created; madvise only changes how the
+            // kernel backs it.
+            let rc = unsafe { libc::madvise(ptr.as_ptr().cast(), len, libc::MADV_HUGEPAGE) };
+            backing = if rc == 0 {
+                Backing::MmapThp
+            } else {
+                Backing::MmapFallback {
+                    errno: io::Error::last_os_error().raw_os_error().unwrap_or(0),
+                }
+            };
+        }
+        Ok(Region { ptr, len, backing })
+    }
+
+    /// The base address (page-aligned).
+    pub fn as_ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    /// Its length in bytes (after rounding).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Never true (a region has at least one page); for the `len`/`is_empty` pair.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What backs it.
+    pub fn backing(&self) -> Backing {
+        self.backing
+    }
+
+    /// Writes one byte at `offset` (volatile: a real memory access, e.g. to fault a page in).
+    /// Returns false if `offset` is outside the region. The region hands out no references
+    /// to its bytes, so a write through `&self` cannot alias one.
+    pub fn write_byte(&self, offset: usize, byte: u8) -> bool {
+        if offset >= self.len {
+            return false;
+        }
+        // SAFETY: offset < len: inside the mapping, which `self` owns; u8 has no alignment.
+        unsafe { self.ptr.as_ptr().add(offset).write_volatile(byte) };
+        true
+    }
+
+    /// Reads the 8 bytes at `offset` (volatile), or `None` past the end.
+    pub fn read_u64(&self, offset: usize) -> Option<u64> {
+        if offset.checked_add(8)? > self.len {
+            return None;
+        }
+        // SAFETY: [offset, offset+8) is inside the mapping, initialised; unaligned read.
+        Some(unsafe { self.ptr.as_ptr().add(offset).cast::<u64>().read_unaligned() })
+    }
+}
+
+#[cfg(not(miri))]
+fn mmap_anon(len: usize, flags: libc::c_int) -> io::Result<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+    // existing memory; the result is checked against MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        #[cfg(miri)]
+        {
+            if let Ok(layout) = Layout::from_size_align(self.len, PAGE_SIZE) {
+                // SAFETY: allocated in `map` with this very layout; dropped once.
+                unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
+            }
+        }
+        #[cfg(not(miri))]
+        {
+            // SAFETY: [ptr, ptr+len) is exactly the mapping made in `map`, unmapped once; the
+            // borrow checker guarantees no slice into it outlives `self`.
+            let _ = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        }
+    }
+}
+
+/// `sendfile(out, in, &offset, count)`: the kernel moves up to `count` bytes of the file from
+/// `offset` to the socket without a copy through user space. Returns bytes sent (advancing
+/// `offset`); `Ok(0)` at end of file.
+pub fn sendfile(
+    out: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut off = libc::off_t::try_from(*offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond off_t"))?;
+    // SAFETY: both descriptors are borrowed (open for the call); `off` is a valid off_t the
+    // kernel reads and updates.
+    let n = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    *offset = off as u64;
+    Ok(n as usize)
+}
+
+/// What [`rusage`] reports: CPU time and page faults.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// User CPU time.
+    pub user: Duration,
+    /// System CPU time.
+    pub system: Duration,
+    /// Minor page faults (a page mapped without I/O: first touch of anonymous memory).
+    pub minor_faults: u64,
+    /// Major page faults (I/O needed).
+    pub major_faults: u64,
+}
+
+impl Usage {
+    /// `self - earlier`.
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+            minor_faults: self.minor_faults.saturating_sub(earlier.minor_faults),
+            major_faults: self.major_faults.saturating_sub(earlier.major_faults),
+        }
+    }
+
+    /// User + system.
+    pub fn cpu(&self) -> Duration {
+        self.user + self.system
+    }
+}
+
+/// `getrusage`: the calling thread's (`thread = true`, `RUSAGE_THREAD`) or the process's usage.
+pub fn rusage(thread: bool) -> io::Result<Usage> {
+    let who = if thread {
+        libc::RUSAGE_THREAD
+    } else {
+        libc::RUSAGE_SELF
+    };
+    // SAFETY: rusage is plain integers; all-zero is a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is valid for writes of one rusage.
+    let rc = unsafe { libc::getrusage(who, &mut ru) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok(Usage {
+        user: tv(ru.ru_utime),
+        system: tv(ru.ru_stime),
+        minor_faults: ru.ru_minflt.max(0) as u64,
+        major_faults: ru.ru_majflt.max(0) as u64,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting allocator
+
+/// The workspace's counting global allocator (milestone 3's), behind the zero-allocation
+/// checks: `CountingAlloc::allocations()`, `allocated_bytes()`, `thread_allocations()`.
+pub use m03_thread_per_conn::sys::CountingAlloc;
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn test_region_mapped_zeroed_and_page_aligned() {
+        let r = Region::new(10_000, HugePages::Off, false).unwrap();
+        assert_eq!(r.len(), 12_288);
+        assert_eq!(r.as_ptr().as_ptr() as usize % PAGE_SIZE, 0);
+        assert_eq!(r.backing(), Backing::Mmap);
+        // SAFETY: the region is 12,288 initialised bytes owned by `r`.
+        let bytes = unsafe { std::slice::from_raw_parts(r.as_ptr().as_ptr(), r.len()) };
+        assert!(bytes.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn test_hugetlb_refused_falls_back_to_base_pages() {
+        // Whether the machine has reserved huge pages or not, the region must be usable and
+        // say what backs it.
+        let r = Region::new(HUGE_PAGE_SIZE, HugePages::Explicit, false).unwrap();
+        match r.backing() {
+            Backing::MmapHugeTlb => assert_eq!(r.len() % HUGE_PAGE_SIZE, 0),
+            Backing::MmapFallback { errno } => assert_ne!(errno, 0),
+            other => panic!("unexpected backing {other:?}"),
+        }
+        let t = Region::new(HUGE_PAGE_SIZE, HugePages::Transparent, false).unwrap();
+        assert!(matches!(
+            t.backing(),
+            Backing::MmapThp | Backing::MmapFallback { .. }
+        ));
+    }
+
+    #[test]
+    fn test_populated_region_touch_costs_no_faults() {
+        let len = 8 * 1024 * 1024;
+        let lazy = Region::new(len, HugePages::Off, false).unwrap();
+        let before = rusage(true).unwrap();
+        touch(&lazy);
+        let lazy_faults = rusage(true).unwrap().since(&before).minor_faults;
+        let eager = Region::new(len, HugePages::Off, true).unwrap();
+        let before = rusage(true).unwrap();
+        touch(&eager);
+        let eager_faults = rusage(true).unwrap().since(&before).minor_faults;
+        // 2,048 pages touched: lazily at least one fault per 4 KiB page unless THP is "always"
+        // (then one per 2 MiB); pre-faulted, (nearly) none.
+        assert!(lazy_faults >= 4, "lazy {lazy_faults}");
+        assert!(
+            eager_faults < lazy_faults,
+            "{eager_faults} vs {lazy_faults}"
+        );
+    }
+
+    fn touch(r: &Region) {
+        let mut i = 0;
+        while i < r.len() {
+            // SAFETY: i < len, inside the region, which `r` owns.
+            unsafe { r.as_ptr().as_ptr().add(i).write_volatile(1) };
+            i += PAGE_SIZE;
+        }
+    }
+
+    #[test]
+    fn test_sendfile_file_to_socket_round_trip() {
+        let dir = std::env::temp_dir().join(format!("m07-sendfile-{}", std::process::id()));
+        std::fs::write(&dir, vec![7u8; 300_000]).unwrap();
+        let file = std::fs::File::open(&dir).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            all
+        });
+        let mut out = TcpStream::connect(addr).unwrap();
+        out.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut off = 0u64;
+        while off < 300_000 {
+            let n = sendfile(out.as_fd(), file.as_fd(), &mut off, 300_000).unwrap();
+            assert!(n > 0);
+        }
+        out.flush().unwrap();
+        drop(out);
+        let got = reader.join().unwrap();
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(got.len(), 300_000);
+        assert!(got.iter().all(|&b| b == 7));
+    }
+}

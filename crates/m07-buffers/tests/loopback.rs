@@ -1,0 +1,212 @@
+//! The m07 request loop over real loopback sockets: keep-alive, split and pipelined requests,
+//! writev of head + body, backpressure on pool exhaustion, error responses, file bodies.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use m07_buffers::lab::{self, Client, GET_DYN, GET_ROOT, HELLO, ThreadServer, spawn_local_server};
+use m07_buffers::serve::{ConnEnd, FileMethod, ServeConfig, send_file_response};
+use m07_buffers::{PoolConfig, SharedPool};
+
+fn debug_pool(buf: usize, n: usize) -> PoolConfig {
+    PoolConfig::new(buf, n).with_debug(true)
+}
+
+#[test]
+fn test_keep_alive_requests_share_one_connection() {
+    let (addr, server) =
+        spawn_local_server(debug_pool(4096, 4), ServeConfig::default(), 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    for _ in 0..50 {
+        let r = c.request(GET_DYN).unwrap();
+        assert_eq!((r.status, r.keep_alive), (200, true));
+        assert!(c.last(&r).ends_with(b"you asked for /dyn (4 bytes)\n"));
+    }
+    c.stream().shutdown(Shutdown::Both).unwrap();
+    let (stats, reports) = server.join().unwrap().unwrap();
+    assert_eq!(reports[0].requests, 50);
+    assert_eq!(reports[0].end, ConnEnd::PeerClosed);
+    // One read buffer for the connection + one write buffer per response, all given back.
+    assert_eq!(stats.allocs, 51);
+    assert_eq!(stats.in_use, 0);
+    assert_eq!(stats.high_water, 2);
+}
+
+#[test]
+fn test_writev_head_and_body_slices_arrive_in_order() {
+    let (addr, server) =
+        spawn_local_server(debug_pool(4096, 4), ServeConfig::default(), 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    let r = c.request(GET_ROOT).unwrap();
+    assert_eq!(r.body_len, HELLO.len());
+    let bytes = c.last(&r);
+    assert!(bytes.starts_with(b"HTTP/1.0 200 OK\r\n"));
+    assert_eq!(&bytes[r.head_len..], HELLO);
+    drop(c);
+    server.join().unwrap().unwrap();
+}
+
+#[test]
+fn test_split_request_across_reads_parsed_once_complete() {
+    let (addr, server) =
+        spawn_local_server(debug_pool(4096, 4), ServeConfig::default(), 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    for piece in GET_DYN.chunks(7) {
+        c.send(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(c.recv(false).unwrap().status, 200);
+    drop(c);
+    let (_, reports) = server.join().unwrap().unwrap();
+    assert_eq!(reports[0].requests, 1);
+}
+
+#[test]
+fn test_pipelined_requests_answered_in_order() {
+    let (addr, server) =
+        spawn_local_server(debug_pool(4096, 4), ServeConfig::default(), 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    let mut three = Vec::new();
+    three.extend_from_slice(GET_ROOT);
+    three.extend_from_slice(GET_DYN);
+    three.extend_from_slice(b"GET / HTTP/1.0\r\n\r\n");
+    c.send(&three).unwrap();
+    let a = c.recv(false).unwrap();
+    assert_eq!(a.body_len, HELLO.len());
+    let b = c.recv(false).unwrap();
+    assert!(c.last(&b).ends_with(b"(4 bytes)\n"));
+    let last = c.recv(false).unwrap();
+    assert!(!last.keep_alive, "no keep-alive asked: the server closes");
+    let (_, reports) = server.join().unwrap().unwrap();
+    assert_eq!((reports[0].requests, reports[0].end), (3, ConnEnd::Done));
+}
+
+#[test]
+fn test_head_request_gets_length_without_body() {
+    let (addr, server) =
+        spawn_local_server(debug_pool(4096, 4), ServeConfig::default(), 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    c.send(b"HEAD / HTTP/1.0\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    c.stream().read_to_end(&mut all).unwrap();
+    let text = String::from_utf8(all).unwrap();
+    assert!(text.contains(&format!("Content-Length: {}\r\n", HELLO.len())));
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "no body after the head: {text:?}"
+    );
+    server.join().unwrap().unwrap();
+}
+
+#[test]
+fn test_head_larger_than_read_buffer_gets_431() {
+    let (addr, server) =
+        spawn_local_server(debug_pool(1024, 4), ServeConfig::default(), 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    let mut req = b"GET / HTTP/1.0\r\nX-Big: ".to_vec();
+    req.extend(std::iter::repeat_n(b'a', 2000));
+    req.extend_from_slice(b"\r\n\r\n");
+    let _ = c.send(&req);
+    assert_eq!(c.recv(false).unwrap().status, 431);
+    let (stats, reports) = server.join().unwrap().unwrap();
+    assert_eq!(reports[0].end, ConnEnd::HeadTooLarge);
+    assert_eq!(stats.in_use, 0);
+}
+
+#[test]
+fn test_malformed_request_gets_400_and_close() {
+    let (addr, server) =
+        spawn_local_server(debug_pool(4096, 4), ServeConfig::default(), 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    c.send(b"GET / HTTP/1.0\r\nBad Header\r\n\r\n").unwrap();
+    assert_eq!(c.recv(false).unwrap().status, 400);
+    let (_, reports) = server.join().unwrap().unwrap();
+    assert_eq!(reports[0].end, ConnEnd::BadRequest(400));
+}
+
+#[test]
+fn test_exhausted_pool_write_buffer_503_then_close() {
+    // One buffer: the connection's read buffer takes it, so no write buffer is ever free.
+    let cfg = ServeConfig {
+        acquire_timeout: Duration::from_millis(20),
+        ..ServeConfig::default()
+    };
+    let (addr, server) = spawn_local_server(debug_pool(4096, 1), cfg, 1).unwrap();
+    let mut c = Client::connect(addr, 4096).unwrap();
+    let r = c.request(GET_DYN).unwrap();
+    assert_eq!((r.status, r.keep_alive), (503, false));
+    let (stats, reports) = server.join().unwrap().unwrap();
+    assert_eq!(reports[0].end, ConnEnd::PoolExhausted);
+    assert!(reports[0].exhausted_waits >= 1);
+    assert_eq!(stats.exhausted, reports[0].exhausted_waits);
+    assert_eq!(stats.in_use, 0, "nothing leaked, nothing malloc'd instead");
+}
+
+#[test]
+fn test_exhausted_pool_at_accept_rejects_with_503() {
+    // Three buffers: a's and b's read buffers, and one to lend for each response.
+    let pool = SharedPool::new(debug_pool(4096, 3)).unwrap();
+    let server = ThreadServer::start(pool.clone(), ServeConfig::default()).unwrap();
+    let mut a = Client::connect(server.addr, 4096).unwrap();
+    assert_eq!(a.request(GET_DYN).unwrap().status, 200);
+    let mut b = Client::connect(server.addr, 4096).unwrap();
+    assert_eq!(b.request(GET_DYN).unwrap().status, 200);
+    // b's thread gives its write buffer back just after the response leaves.
+    assert!(lab::wait_until(Duration::from_secs(5), || pool
+        .stats()
+        .in_use
+        == 2));
+    // a and b hold two read buffers; c takes the last one at accept; d is refused.
+    let _c = Client::connect(server.addr, 4096).unwrap();
+    assert!(lab::wait_until(Duration::from_secs(5), || server
+        .totals
+        .accepted
+        .load(Ordering::Relaxed)
+        == 3));
+    let mut c = Client::connect(server.addr, 4096).unwrap();
+    let r = c.request(GET_DYN).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(server.totals.rejected.load(Ordering::Relaxed), 1);
+    assert!(pool.stats().exhausted >= 1);
+    drop((a, b, c, _c));
+    server.stop().unwrap();
+    assert!(pool.outstanding().is_empty());
+}
+
+#[test]
+fn test_file_body_sendfile_and_read_write_identical() {
+    let path = std::env::temp_dir().join(format!("m07-file-{}", std::process::id()));
+    let content: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+    for method in [FileMethod::Sendfile, FileMethod::ReadWrite] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            all
+        });
+        let mut sock = lab::connect(addr).unwrap();
+        let mut file = std::fs::File::open(&path).unwrap();
+        let mut head = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let sent =
+            send_file_response(&mut sock, &mut head, &mut file, 700_000, method, &mut buf).unwrap();
+        sock.flush().unwrap();
+        drop(sock);
+        let got = reader.join().unwrap();
+        assert_eq!(sent as usize, got.len());
+        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = std::str::from_utf8(&got[..head_end]).unwrap();
+        assert!(
+            head.contains("Content-Length: 700000\r\n"),
+            "{method:?}: {head}"
+        );
+        assert!(got[head_end..] == content[..], "{method:?} body differs");
+    }
+    let _ = std::fs::remove_file(&path);
+}
