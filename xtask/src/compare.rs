@@ -164,7 +164,7 @@ pub(crate) fn results_path(a: u32, b: u32, scenario: &str) -> PathBuf {
     Path::new("docs/results").join(format!("compare-{a}-{b}-{safe}.json"))
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => root.join(dir),
         None => root.join("target"),
@@ -250,19 +250,9 @@ pub(crate) struct Binaries {
     pub(crate) load: PathBuf,
 }
 
-/// Runs the comparison: checks, builds, measures, prints, records.
-pub(crate) fn run(root: &Path, opts: &CompareOptions) -> Result<()> {
-    let a = manifest::find(root, &opts.a)?;
-    let b = manifest::find(root, &opts.b)?;
-    let scenario = shared_scenario(&a, &b, opts.scenario.as_deref())?;
-    for m in [&a, &b] {
-        if let Some(reason) = m.not_built_reason(root) {
-            bail!("{reason}");
-        }
-    }
-    if opts.rounds == 0 || opts.duration_s == 0 || opts.connections == 0 {
-        bail!("--rounds, --duration and --connections must be at least 1");
-    }
+/// Builds `target/release/zyphos` and `target/release/zyphos-load` (release profile) and returns
+/// their paths.
+pub(crate) fn build_binaries(root: &Path) -> Result<Binaries> {
     let build = Cmd::new(
         [
             cargo().as_str(),
@@ -283,10 +273,26 @@ pub(crate) fn run(root: &Path, opts: &CompareOptions) -> Result<()> {
         bail!("`{}` failed ({})", build.display(), out.describe_status());
     }
     let release = target_dir(root).join("release");
-    let bins = Binaries {
+    Ok(Binaries {
         server: release.join("zyphos"),
         load: release.join("zyphos-load"),
-    };
+    })
+}
+
+/// Runs the comparison: checks, builds, measures, prints, records.
+pub(crate) fn run(root: &Path, opts: &CompareOptions) -> Result<()> {
+    let a = manifest::find(root, &opts.a)?;
+    let b = manifest::find(root, &opts.b)?;
+    let scenario = shared_scenario(&a, &b, opts.scenario.as_deref())?;
+    for m in [&a, &b] {
+        if let Some(reason) = m.not_built_reason(root) {
+            bail!("{reason}");
+        }
+    }
+    if opts.rounds == 0 || opts.duration_s == 0 || opts.connections == 0 {
+        bail!("--rounds, --duration and --connections must be at least 1");
+    }
+    let bins = build_binaries(root)?;
     let record = measure(root, &bins, &a, &b, &scenario, opts)?;
     print_summary(&record);
     let path = results_path(a.number, b.number, &scenario);

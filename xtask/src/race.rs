@@ -27,8 +27,7 @@ use zyphos_load::Report;
 use zyphos_load::peers::{self, Nginx, NginxOptions, WrkOptions};
 
 use crate::UsageError;
-use crate::compare::{median, server_args};
-use crate::evidence::cargo;
+use crate::compare::{self, median, server_args};
 use crate::exec::{Background, Cmd, shell_quote};
 use crate::machine::{self, GitInfo, Machine};
 use crate::manifest::format_number;
@@ -642,13 +641,6 @@ pub(crate) fn output_paths(out: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-fn target_dir(root: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    }
-}
-
 /// A peer tool's path, or an error naming `cargo xtask setup`.
 fn require_peer(name: &str) -> Result<PathBuf> {
     peers::find_tool(name).ok_or_else(|| {
@@ -947,27 +939,8 @@ pub(crate) fn run(root: &Path, opts: &RaceOptions) -> Result<()> {
     } else {
         None
     };
-    let build = Cmd::new(
-        [
-            cargo().as_str(),
-            "build",
-            "--release",
-            "-p",
-            "zyphos",
-            "-p",
-            "zyphos-load",
-        ],
-        root,
-    )
-    .timeout(Duration::from_secs(40 * 60))
-    .echo_stderr();
-    println!("$ {}", build.display());
-    let out = build.run()?;
-    if !out.success() {
-        bail!("`{}` failed ({})", build.display(), out.describe_status());
-    }
-    let release = target_dir(root).join("release");
-    let zyphos = release.join("zyphos");
+    let bins = compare::build_binaries(root)?;
+    let zyphos = bins.server;
     let proto = zyphos_proto(root, &zyphos, &zyphos_args)?;
     let selection = select_scenarios(&wanted, &proto);
     for s in &selection.skipped {
@@ -996,7 +969,7 @@ pub(crate) fn run(root: &Path, opts: &RaceOptions) -> Result<()> {
     let setup = Setup {
         root: root.to_path_buf(),
         zyphos,
-        load: release.join("zyphos-load"),
+        load: bins.load,
         nginx: nginx.clone(),
         wrk,
         zyphos_args: zyphos_args.clone(),

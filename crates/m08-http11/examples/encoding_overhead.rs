@@ -10,7 +10,11 @@ use m08_http11::lab::{LabServer, Table, connect, machine, quick, round, run_main
 fn main() -> std::process::ExitCode {
     run_main(|| {
         let reps = if quick() { 20 } else { 200 };
-        let server = LabServer::start(Http11Config::default())?;
+        let server = LabServer::start(Http11Config {
+            // One connection carries the whole measurement: no per-connection request cap.
+            max_requests: u64::MAX,
+            ..Http11Config::default()
+        })?;
         let mut s = connect(server.addr)?;
         let mut buf = Vec::new();
         let mut t = Table::new(

@@ -25,7 +25,11 @@ fn main() -> std::process::ExitCode {
         );
         let mut base = 0.0;
         for depth in [1usize, 2, 4, 8, 16, 32, 64] {
-            let server = LabServer::start(Http11Config::default())?;
+            let server = LabServer::start(Http11Config {
+                // One connection carries the whole measurement: no per-connection request cap.
+                max_requests: u64::MAX,
+                ..Http11Config::default()
+            })?;
             let mut s = connect(server.addr)?;
             let batch: Vec<u8> = b"GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n".repeat(depth);
             let mut buf = Vec::new();

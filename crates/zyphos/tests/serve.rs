@@ -273,3 +273,47 @@ fn test_default_serve_is_http11_keep_alive_pipelined_and_chunked() {
     );
     server.stop();
 }
+
+#[test]
+fn test_browser_like_requests_get_the_page_its_stylesheet_and_a_404() {
+    let server = Server::start(&[]);
+    let mut conn = TcpStream::connect(&server.addr).expect("connects");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // What a browser sends for a page, then its stylesheet and a favicon, on one connection.
+    let browser_headers = "Host: 127.0.0.1\r\n\
+        User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0\r\n\
+        Accept-Language: en-GB,en;q=0.5\r\n\
+        Accept-Encoding: gzip, deflate, br, zstd\r\n\
+        Connection: keep-alive\r\n\
+        Upgrade-Insecure-Requests: 1\r\n\
+        Sec-Fetch-Dest: document\r\n\
+        Sec-Fetch-Mode: navigate\r\n\
+        Sec-Fetch-Site: none\r\n\
+        Sec-Fetch-User: ?1\r\n\
+        Priority: u=0, i\r\n\
+        Cookie: theme=dark; session=abc123\r\n";
+    for (path, accept, status, kind) in [
+        (
+            "/",
+            "text/html,application/xhtml+xml,*/*;q=0.8",
+            "200",
+            "text/html",
+        ),
+        ("/static/style.css", "text/css,*/*;q=0.1", "200", "text/css"),
+        ("/favicon.ico", "image/avif,image/webp,*/*", "404", ""),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\n{browser_headers}Accept: {accept}\r\n\r\n");
+        conn.write_all(request.as_bytes()).expect("sends");
+        let (head, body) = read_response(&mut conn);
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status}")),
+            "{path}: {head}"
+        );
+        assert!(head.contains(kind), "{path}: {head}");
+        if status == "200" {
+            assert!(!body.is_empty(), "{path} has a body");
+        }
+    }
+    server.stop();
+}
