@@ -38,7 +38,8 @@ pub use error::{Disposition, ParseError, disposition};
 pub use limits::{Limits, Mode};
 pub use method::{Method, Version};
 pub use parse::{
-    NoTrace, Parser, State, Status, Trace, TransitionCounts, TransitionLog, parse, unfold_in_place,
+    NoTrace, Parser, State, Status, Trace, TransitionCounts, TransitionLog, is_token_byte, parse,
+    unfold_in_place,
 };
 pub use request::Request;
 pub use response::{ResponseWriter, reason_phrase};

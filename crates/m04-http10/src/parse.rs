@@ -269,6 +269,13 @@ const fn is_version_char(b: u8) -> bool {
 }
 
 static TCHAR: [bool; 256] = class_table!(is_tchar);
+
+/// Whether `b` may appear in a token (RFC 9110 §5.6.2 `tchar`: header names, methods,
+/// transfer codings, chunk-extension names): the one token table of the HTTP/1 crates.
+#[inline]
+pub fn is_token_byte(b: u8) -> bool {
+    TCHAR[b as usize]
+}
 static TARGET: [bool; 256] = class_table!(is_target_char);
 static VALUE: [bool; 256] = class_table!(is_value_char);
 static VERSION: [bool; 256] = class_table!(is_version_char);

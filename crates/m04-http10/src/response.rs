@@ -66,27 +66,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// Whether `name` is a token (RFC 7230 §3.2.6), so it cannot smuggle a line break.
 pub fn is_valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
+    !name.is_empty() && name.bytes().all(crate::parse::is_token_byte)
 }
 
 /// Whether `value` is safe in a header: no CR, LF, NUL or other control byte except HTAB,
@@ -308,6 +288,20 @@ impl<'a> ResponseWriter<'a> {
     /// Whether the request was HEAD (the body is not written).
     pub fn is_head(&self) -> bool {
         self.head
+    }
+
+    /// Answers `500 Internal Server Error` if nothing was sent yet (a service that returned
+    /// without responding is a server bug, answered as one). Returns the status that went out.
+    pub fn finish(&mut self) -> u16 {
+        if self.status().is_none() {
+            self.send(
+                500,
+                Some("text/plain; charset=utf-8"),
+                &[],
+                b"500 Internal Server Error\n",
+            );
+        }
+        self.status().unwrap_or(500)
     }
 
     /// The status sent, if any.

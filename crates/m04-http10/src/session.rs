@@ -153,20 +153,7 @@ impl<S: Service> Http10Session<S> {
         let (status, refused, body_len) = {
             let mut w = ResponseWriter::new(&mut out, request.method() == Method::Head, ctx.wall);
             self.service.call(request, &ctx, &mut w);
-            if w.status().is_none() {
-                // The service sent nothing: that is a server bug, answered as one.
-                w.send(
-                    500,
-                    Some("text/plain; charset=utf-8"),
-                    &[],
-                    b"500 Internal Server Error\n",
-                );
-            }
-            (
-                w.status().unwrap_or(500),
-                w.refused_headers(),
-                request.body().len(),
-            )
+            (w.finish(), w.refused_headers(), request.body().len())
         };
         *self.output.buffer() = out;
         self.events.push(Http10Event::Request {

@@ -15,6 +15,8 @@
 //! rules (CRLF only, no whitespace after the size unless an extension follows, quoted
 //! extension values checked) are the ones the smuggling corpus asks for.
 
+use m04_http10::is_token_byte;
+
 /// Bounds on a chunked body. Exceeding one is an error with a status ([`ChunkError::status`]).
 ///
 /// | limit | default | status |
@@ -150,10 +152,6 @@ pub struct ChunkedDecoder {
     wire: usize,
 }
 
-fn is_tchar(b: u8) -> bool {
-    crate::headers::is_token(&[b])
-}
-
 /// Checks `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`; returns the
 /// number of extensions.
 fn check_extensions(mut s: &[u8]) -> Result<usize, ChunkError> {
@@ -163,7 +161,7 @@ fn check_extensions(mut s: &[u8]) -> Result<usize, ChunkError> {
         }
     };
     let token = |s: &mut &[u8]| -> bool {
-        let n = s.iter().take_while(|&&b| is_tchar(b)).count();
+        let n = s.iter().take_while(|&&b| is_token_byte(b)).count();
         *s = &s[n..];
         n > 0
     };

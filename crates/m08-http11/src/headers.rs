@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use m04_http10::Request;
+use m04_http10::{Request, is_token_byte};
 
 /// `OWS` trimmed from both ends.
 pub(crate) fn trim(mut v: &[u8]) -> &[u8] {
@@ -19,30 +19,9 @@ pub(crate) fn trim(mut v: &[u8]) -> &[u8] {
     v
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
-}
-
 /// Whether `v` is a non-empty token (RFC 9110 §5.6.2).
 pub fn is_token(v: &[u8]) -> bool {
-    !v.is_empty() && v.iter().all(|&b| is_tchar(b))
+    !v.is_empty() && v.iter().all(|&b| is_token_byte(b))
 }
 
 /// The members of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty members

@@ -438,15 +438,7 @@ impl<S: Service> Http11Session<S> {
             } else {
                 self.service.call(req, &ctx, &mut w);
             }
-            if w.status().is_none() {
-                w.send(
-                    500,
-                    Some("text/plain; charset=utf-8"),
-                    &[],
-                    b"500 Internal Server Error\n",
-                );
-            }
-            (w.status().unwrap_or(500), w.is_chunked())
+            (w.finish(), w.is_chunked())
         };
         self.output = out;
         self.push_response_end();
