@@ -77,11 +77,8 @@ pub(super) fn executor_job<F: SessionFactory>(shared: &Shared, factory: &F, ctx:
     drop(local);
 }
 
-/// A job dropped without running: refuse its connection (refusal bytes, close, count).
-pub(super) fn abandon<F: SessionFactory>(shared: &Shared, factory: &F, ctx: ConnContext) {
-    let ConnContext { id, peer, fd } = ctx;
-    shared.unregister(id);
-    shared.counters.refused_cap.fetch_add(1, Ordering::Relaxed);
+/// Best-effort refusal: the factory's bytes without blocking, then close; counted as refused.
+pub(super) fn refuse<F: SessionFactory>(shared: &Shared, factory: &F, fd: Arc<OwnedFd>) {
     let msg = factory.refusal();
     if !msg.is_empty() {
         let _ = sys::send(fd.as_fd(), msg, sys::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
@@ -89,6 +86,14 @@ pub(super) fn abandon<F: SessionFactory>(shared: &Shared, factory: &F, ctx: Conn
     // Counted before the close, so a peer that sees EOF also sees the count.
     shared.closed(CloseReason::Refused);
     close(fd);
+}
+
+/// A job dropped without running: refuse its connection (refusal bytes, close, count).
+pub(super) fn abandon<F: SessionFactory>(shared: &Shared, factory: &F, ctx: ConnContext) {
+    let ConnContext { id, peer, fd } = ctx;
+    shared.unregister(id);
+    shared.counters.refused_cap.fetch_add(1, Ordering::Relaxed);
+    refuse(shared, factory, fd);
     shared.logger.warn(format_args!(
         "conn {id} from {peer}: no capacity to serve it, refused"
     ));

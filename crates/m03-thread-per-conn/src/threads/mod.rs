@@ -626,15 +626,7 @@ impl<F: SessionFactory> Acceptor<F> {
 
     /// Best-effort refusal: the factory's bytes without blocking, then close.
     fn refuse(&self, fd: Arc<OwnedFd>) {
-        let msg = self.factory.refusal();
-        if !msg.is_empty() {
-            let _ = sys::send(fd.as_fd(), msg, sys::MSG_NOSIGNAL | libc::MSG_DONTWAIT);
-        }
-        // Counted before the close, so a peer that sees EOF also sees the count.
-        self.shared.closed(CloseReason::Refused);
-        if let Ok(fd) = Arc::try_unwrap(fd) {
-            let _ = sys::close(fd);
-        }
+        conn::refuse(&self.shared, &*self.factory, fd);
     }
 
     /// Joins the threads that announced their exit.
