@@ -45,7 +45,7 @@ pub(crate) const MAX_ERROR_FRACTION: f64 = 0.01;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The zyphos arguments used when `--zyphos-args` is not given.
-pub(crate) const DEFAULT_ZYPHOS_ARGS: &str = "serve --io threads --proto http1.0";
+pub(crate) const DEFAULT_ZYPHOS_ARGS: &str = "serve --io epoll --workers 1 --proto http1.1";
 
 /// The load tools, in the order they run within a round.
 pub(crate) const DEFAULT_TOOLS: &str = "zyphos-load,wrk";
@@ -1661,7 +1661,7 @@ mod tests {
         };
         assert_eq!(
             command_line(&opts),
-            "cargo xtask race --zyphos-args 'serve --io threads --proto http1.0' --scenarios \
+            "cargo xtask race --zyphos-args 'serve --io epoll --workers 1 --proto http1.1' --scenarios \
              plaintext-close --rounds 2 --duration 3 --tools zyphos-load,wrk --out race \
              --require 1.3 --syscall-seconds 2"
         );

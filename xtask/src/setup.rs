@@ -22,6 +22,13 @@ enum Kind {
     /// A cargo subcommand installed with `cargo install --locked PACKAGE`; `version` as for
     /// binaries.
     Cargo { version: &'static [&'static str] },
+    /// Rustup components of a toolchain (`rustup +TOOLCHAIN component add COMPONENTS…`), e.g.
+    /// Miri, which exists only for nightly; the toolchain itself is installed first (minimal
+    /// profile) when it is missing.
+    Rustup {
+        toolchain: &'static str,
+        components: &'static [&'static str],
+    },
 }
 
 /// An optional tool.
@@ -51,6 +58,15 @@ const TOOLS: &[Tool] = &[
         },
         package: "cargo-fuzz",
         purpose: "libFuzzer targets in fuzz/ (m04 `fuzz_http10_crashes`)",
+    },
+    Tool {
+        name: "miri",
+        kind: Kind::Rustup {
+            toolchain: "nightly",
+            components: &["miri", "rust-src"],
+        },
+        package: "miri",
+        purpose: "Miri on the pool/ring/arena unsafe code (m07 `memory_safety_suite`)",
     },
     Tool {
         name: "strace",
@@ -165,7 +181,44 @@ fn install_hint(t: &Tool) -> String {
         Kind::Binary { .. } => format!("apt-get install -y {}", t.package),
         Kind::Python { .. } => format!("python3 -m pip install {}", t.package),
         Kind::Cargo { .. } => format!("cargo install --locked {}", t.package),
+        Kind::Rustup {
+            toolchain,
+            components,
+        } => format!("rustup +{toolchain} component add {}", components.join(" ")),
     }
+}
+
+/// The rustup components installed for `toolchain` (`None`: no rustup, or no such toolchain).
+fn rustup_components(toolchain: &str) -> Option<Vec<String>> {
+    let rustup = find_in_path("rustup")?;
+    let out = Cmd::new(
+        [
+            rustup.display().to_string(),
+            format!("+{toolchain}"),
+            "component".into(),
+            "list".into(),
+            "--installed".into(),
+        ],
+        &std::env::temp_dir(),
+    )
+    .timeout(Duration::from_secs(60))
+    .run()
+    .ok()?;
+    out.success()
+        .then(|| out.stdout.lines().map(|l| l.trim().to_string()).collect())
+}
+
+/// Whether `installed` (lines of `rustup component list --installed`, which appends the host
+/// triple to most names: `miri-x86_64-unknown-linux-gnu`, but `rust-src`) holds `component`.
+fn has_component(installed: &[String], component: &str) -> bool {
+    installed.iter().any(|l| {
+        l.strip_prefix(component).is_some_and(|rest| {
+            rest.is_empty()
+                || rest
+                    .strip_prefix('-')
+                    .is_some_and(|triple| triple.starts_with(std::env::consts::ARCH))
+        })
+    })
 }
 
 /// Finds an executable on PATH.
@@ -227,6 +280,34 @@ fn version(t: &Tool) -> Option<String> {
                     .to_string(),
             )
         }
+        Kind::Rustup {
+            toolchain,
+            components,
+        } => {
+            let installed = rustup_components(toolchain)?;
+            if !components.iter().all(|c| has_component(&installed, c)) {
+                return None;
+            }
+            let out = Cmd::new(
+                [
+                    "cargo".to_string(),
+                    format!("+{toolchain}"),
+                    t.name.to_string(),
+                    "--version".into(),
+                ],
+                &cwd,
+            )
+            .timeout(short)
+            .run()
+            .ok()?;
+            out.success().then(|| {
+                format!(
+                    "{} ({toolchain}: {})",
+                    out.stdout.trim(),
+                    components.join(", ")
+                )
+            })
+        }
         Kind::Python { module } => {
             let python = find_in_path("python3")?;
             let script = format!(
@@ -267,6 +348,11 @@ pub(crate) fn run(install: bool) -> Result<()> {
             .filter(|t| matches!(t.kind, Kind::Cargo { .. }))
             .map(|t| t.package),
     );
+    let rustup: Vec<&Tool> = missing
+        .iter()
+        .copied()
+        .filter(|t| matches!(t.kind, Kind::Rustup { .. }))
+        .collect();
     let mut pip: Vec<&str> = dedup(
         missing
             .iter()
@@ -284,6 +370,7 @@ pub(crate) fn run(install: bool) -> Result<()> {
         if !cargo.is_empty() {
             hints.push(format!("cargo install --locked {}", cargo.join(" ")));
         }
+        hints.extend(rustup.iter().map(|t| install_hint(t)));
         bail!(
             "{} optional tools are missing: {} (run `cargo xtask setup`, which does: {})",
             missing.len(),
@@ -330,6 +417,53 @@ pub(crate) fn run(install: bool) -> Result<()> {
     for package in &cargo {
         let argv = ["cargo", "install", "--locked", package].map(String::from);
         step(Cmd::new(argv, &root).timeout(Duration::from_secs(1800)))?;
+    }
+    for t in &rustup {
+        let Kind::Rustup {
+            toolchain,
+            components,
+        } = t.kind
+        else {
+            continue;
+        };
+        let Some(rustup) = find_in_path("rustup") else {
+            bail!(
+                "{} needs rustup (https://rustup.rs), then `{}`",
+                t.name,
+                install_hint(t)
+            );
+        };
+        let rustup = rustup.display().to_string();
+        if rustup_components(toolchain).is_none() {
+            let argv = [
+                rustup.as_str(),
+                "toolchain",
+                "install",
+                toolchain,
+                "--profile",
+                "minimal",
+            ]
+            .map(String::from);
+            step(Cmd::new(argv, &root).timeout(Duration::from_secs(1800)))?;
+        }
+        let mut argv = vec![
+            rustup.clone(),
+            format!("+{toolchain}"),
+            "component".into(),
+            "add".into(),
+        ];
+        argv.extend(components.iter().map(|c| c.to_string()));
+        step(Cmd::new(argv, &root).timeout(Duration::from_secs(1800)))?;
+        if t.name == "miri" {
+            // Builds Miri's sysroot now rather than inside the first check that runs it.
+            let argv = [
+                "cargo".to_string(),
+                format!("+{toolchain}"),
+                "miri".into(),
+                "setup".into(),
+            ];
+            step(Cmd::new(argv, &root).timeout(Duration::from_secs(1800)))?;
+        }
     }
     pip.sort_unstable();
     if !pip.is_empty() {
@@ -470,6 +604,18 @@ mod tests {
             install_hint(tool("aioquic").expect("known")),
             "python3 -m pip install aioquic"
         );
+        assert_eq!(
+            install_hint(tool("miri").expect("known")),
+            "rustup +nightly component add miri rust-src"
+        );
+        let listed = [
+            format!("miri-{}-unknown-linux-gnu", std::env::consts::ARCH),
+            "rust-src".into(),
+            format!("rust-std-{}-unknown-linux-gnu", std::env::consts::ARCH),
+        ];
+        assert!(has_component(&listed, "miri") && has_component(&listed, "rust-src"));
+        assert!(!has_component(&listed, "rust"));
+        assert!(!has_component(&listed, "clippy"));
     }
 
     #[test]
@@ -481,5 +627,9 @@ mod tests {
         assert!(is_known_tool("valgrind"));
         assert!(!is_known_tool("h2"), "python packages are not commands");
         assert!(!is_known_tool("cargo"));
+        assert!(
+            !is_known_tool("miri"),
+            "a rustup component, not a command on PATH"
+        );
     }
 }

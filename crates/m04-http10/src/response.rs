@@ -337,6 +337,24 @@ fn push_hex(out: &mut Vec<u8>, n: usize) {
 }
 
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    // Statuses, lengths and counters are mostly one to three digits: copies of a known length
+    // (inlined), not a `memcpy` call of a variable one.
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    if n < 100 {
+        out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+        return;
+    }
+    if n < 1000 {
+        out.extend_from_slice(&[
+            b'0' + (n / 100) as u8,
+            b'0' + (n / 10 % 10) as u8,
+            b'0' + (n % 10) as u8,
+        ]);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
@@ -361,4 +379,18 @@ pub fn write_error_response(out: &mut Vec<u8>, status: u16, head: bool, wall: Sy
     body.extend_from_slice(reason.as_bytes());
     body.push(b'\n');
     w.send(status, Some("text/plain; charset=utf-8"), &[], &body);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_push_u64_every_digit_count() {
+        for n in [0, 7, 9, 10, 42, 99, 100, 404, 999, 1000, 65_536, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_u64(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
 }

@@ -191,6 +191,10 @@ pub fn remove_dot_segments(input: &str) -> String {
 
 /// Whether `path` has a `.` or `..` segment.
 fn has_dot_segment(path: &str) -> bool {
+    // Most paths have no `.` at all: one byte scan, no per-segment splitting.
+    if !path.as_bytes().contains(&b'.') {
+        return false;
+    }
     path.split('/').any(|s| s == "." || s == "..")
 }
 

@@ -26,7 +26,8 @@
 //! - [`query`]: query-string checks and lazy decoding.
 //! - [`log`]: Common Log Format and the sinks ([`StderrSink`], [`MemorySink`]).
 //! - [`stats`]: [`StatsSnapshot`]: per-route counts, 404s, timings, slow requests, allocations.
-//! - [`static_files`]: [`StaticDir`], files from a root with traversal blocked.
+//! - [`static_files`]: [`StaticDir`], files from a root with traversal blocked, and its
+//!   bounded [`StaticCache`] of small files (revalidated once a second, [`CacheLimits`]).
 //! - [`sys`]: [`sys::CountingAlloc`], the counting global allocator (the only `unsafe`).
 //! - [`demo`]: the routes `zyphos serve` runs at this milestone.
 //!
@@ -75,9 +76,9 @@ pub use pattern::{MAX_PARAMS, MethodSet, Params, Pattern};
 pub use query::Query;
 pub use response::{Body, FILE_CHUNK, FileBody, Response};
 pub use router::{
-    Handler, MAX_QUERY_BYTES, MAX_QUERY_PAIRS, MAX_REDIRECT_HOPS, Router, RouterBuilder,
-    RouterLimits,
+    DEFAULT_TIME_ONE_IN, Handler, MAX_QUERY_BYTES, MAX_QUERY_PAIRS, MAX_REDIRECT_HOPS, Router,
+    RouterBuilder, RouterLimits,
 };
-pub use static_files::StaticDir;
+pub use static_files::{CacheLimits, CacheStats, StaticCache, StaticDir};
 pub use stats::StatsSnapshot;
 pub use sys::CountingAlloc;

@@ -7,10 +7,11 @@
 //! ```text
 //! query length/pairs/escapes ──▶ 414 / 400
 //! decode + normalise path     ──▶ 400 (bad escape, %2F, %00, ".." above root: traversal counted)
-//! lookup (timed)              ──▶ 404 (path kept in the recent-404 ring) / 405 + Allow
+//! lookup (timed, one in N)    ──▶ 404 (path kept in the recent-404 ring) / 405 + Allow
 //! target: handler             ──▶ catch_unwind(handler(&mut ctx)) ── panic ──▶ 500, counted
 //!         redirect            ──▶ follow the table (cycle or > max hops ──▶ 508, counted) ──▶ 30x
-//!         static directory    ──▶ resolve inside the root (symlink out ──▶ 403, counted)
+//!         static directory    ──▶ small-file cache hit, or resolve inside the root
+//!                                 (symlink out ──▶ 403, counted)
 //! render through ResponseWriter (HEAD: m04 drops the body, keeps Content-Length)
 //! stats (per route, times, allocations) ──▶ slow log ──▶ Common Log Format line
 //! ```
@@ -41,6 +42,16 @@ pub const MAX_QUERY_BYTES: usize = 2048;
 pub const MAX_QUERY_PAIRS: usize = 64;
 /// Default most redirects followed inside one request before answering 508.
 pub const MAX_REDIRECT_HOPS: usize = 8;
+/// Default timing sample: every request ([`RouterBuilder::time_one_in`]).
+pub const DEFAULT_TIME_ONE_IN: u32 = 1;
+
+/// The time between two optional clock readings (zero when the request is not timed).
+fn span(from: Option<Instant>, to: Option<Instant>) -> Duration {
+    match (from, to) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a),
+        _ => Duration::ZERO,
+    }
+}
 
 /// The router's per-request limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +104,7 @@ pub struct RouterBuilder {
     routes: Vec<(String, MethodSet, Target)>,
     log: Option<Arc<dyn LogSink>>,
     slow: Option<Duration>,
+    time_one_in: u32,
     errors: Vec<RouteError>,
 }
 
@@ -111,6 +123,7 @@ impl RouterBuilder {
             routes: Vec::new(),
             log: None,
             slow: None,
+            time_one_in: DEFAULT_TIME_ONE_IN,
             errors: Vec::new(),
         }
     }
@@ -136,6 +149,14 @@ impl RouterBuilder {
     /// Requests slower than `threshold` are counted, kept, and logged (to the log sink).
     pub fn slow_threshold(mut self, threshold: Duration) -> Self {
         self.slow = Some(threshold);
+        self
+    }
+
+    /// Times one request in `n` (lookup, handler, framework: three histograms and up to six
+    /// clock reads per timed request). `1` (the default) times every request, `0` none; with a
+    /// slow threshold set, every request is timed anyway (it must be, to be caught).
+    pub fn time_one_in(mut self, n: u32) -> Self {
+        self.time_one_in = n;
         self
     }
 
@@ -252,6 +273,7 @@ impl RouterBuilder {
             limits: self.limits,
             log: self.log,
             slow: self.slow,
+            time_one_in: self.time_one_in,
         };
         // Registration-time loop detection: walk the chain from a sample path of every redirect.
         for i in 0..router.table.len() {
@@ -274,6 +296,7 @@ pub struct Router {
     limits: RouterLimits,
     log: Option<Arc<dyn LogSink>>,
     slow: Option<Duration>,
+    time_one_in: u32,
     stats: RouterStats,
 }
 
@@ -435,16 +458,24 @@ impl Router {
 
     /// Routes, decides and answers one request (what [`Service::call`] does).
     pub fn dispatch(&self, req: &Request<'_>, conn: &ConnInfo, w: &mut ResponseWriter<'_>) {
-        let start = Instant::now();
         let allocs_before = sys::thread_allocations();
         let s = &self.stats;
-        s.requests.fetch_add(1, Ordering::Relaxed);
+        let nth = s.requests.fetch_add(1, Ordering::Relaxed);
+        let timed =
+            self.slow.is_some() || (self.time_one_in > 0 && nth % u64::from(self.time_one_in) == 0);
+        let clock = || timed.then(Instant::now);
+        let start = clock();
         let method = req.method();
         let mut lookup_time = Duration::ZERO;
         let mut handler_time = Duration::ZERO;
         let mut matched: Option<usize> = None;
+        // The target split once at `?` (what `req.path()` and `req.query()` each search for).
+        let target = req.target();
+        let (raw_path, raw_query) = match target.bytes().position(|b| b == b'?') {
+            Some(q) => (&target[..q], Some(&target[q + 1..])),
+            None => (target, None),
+        };
         let response = 'respond: {
-            let raw_query = req.query();
             if let Some(q) = raw_query {
                 if let Err(e) =
                     query::check(q, self.limits.max_query_bytes, self.limits.max_query_pairs)
@@ -457,7 +488,7 @@ impl Router {
                     break 'respond Response::error(e.status());
                 }
             }
-            let path = match decode_path(req.path()) {
+            let path = match decode_path(raw_path) {
                 Ok(p) => p,
                 Err(e) => {
                     s.bad_request.fetch_add(1, Ordering::Relaxed);
@@ -467,9 +498,9 @@ impl Router {
                     break 'respond Response::error(e.status());
                 }
             };
-            let t = Instant::now();
+            let t = clock();
             let found = self.table.lookup(method, &path);
-            lookup_time = t.elapsed();
+            lookup_time = span(t, clock());
             match found {
                 Lookup::NotFound => Response::error(404),
                 Lookup::MethodNotAllowed(allow) => {
@@ -489,9 +520,9 @@ impl Router {
                                 route: Some(self.table.pattern(route).as_str()),
                                 query: Query::new(raw_query.unwrap_or("")),
                             };
-                            let t = Instant::now();
+                            let t = clock();
                             let result = catch_unwind(AssertUnwindSafe(|| h.handle(&mut ctx)));
-                            handler_time = t.elapsed();
+                            handler_time = span(t, clock());
                             match result {
                                 Ok(r) => r,
                                 Err(_) => {
@@ -510,7 +541,7 @@ impl Router {
                         },
                         Target::Static(dir) => {
                             let rel = params.iter().last().map_or("", |(_, v)| v);
-                            match dir.serve(rel) {
+                            match dir.serve_at(rel, conn.now) {
                                 Ok(r) => r,
                                 Err(e) => {
                                     if e == StaticError::Traversal {
@@ -533,15 +564,17 @@ impl Router {
             }
         };
         match status {
-            404 => s.record_404(req.path()),
+            404 => s.record_404(raw_path),
             500..=599 => {
                 s.server_errors.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
         }
-        let total = start.elapsed();
-        s.record_times(lookup_time, handler_time, total);
-        if self.slow.is_some_and(|limit| total >= limit) {
+        let total = span(start, clock());
+        if timed {
+            s.record_times(lookup_time, handler_time, total);
+        }
+        if timed && self.slow.is_some_and(|limit| total >= limit) {
             let mut target = req.target().to_owned();
             target.truncate(MAX_LOGGED_PATH);
             let slow = SlowRequest {

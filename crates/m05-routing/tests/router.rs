@@ -320,6 +320,36 @@ fn test_lookup_handler_framework_time_recorded() {
 }
 
 #[test]
+fn test_time_one_in_samples_timing_and_counts_every_request() {
+    for (n, timed) in [(1u32, 8u64), (4, 2), (0, 0)] {
+        let r = Router::builder()
+            .time_one_in(n)
+            .get("/x", |_: &mut Ctx<'_>| Response::text(200, "x"))
+            .build()
+            .unwrap();
+        for _ in 0..8 {
+            assert_eq!(dispatch_bytes(&r, &get("/x")).unwrap().status, 200);
+        }
+        let s = r.stats();
+        assert_eq!(s.requests, 8, "one in {n}");
+        assert_eq!(s.lookup.count, timed, "one in {n}");
+        assert_eq!(s.handler.count, timed, "one in {n}");
+        assert_eq!(s.framework.count, timed, "one in {n}");
+    }
+    // A slow threshold needs every request's time: sampling does not apply.
+    let r = Router::builder()
+        .time_one_in(0)
+        .slow_threshold(Duration::from_secs(60))
+        .get("/x", |_: &mut Ctx<'_>| Response::text(200, "x"))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        dispatch_bytes(&r, &get("/x")).unwrap();
+    }
+    assert_eq!(r.stats().lookup.count, 3);
+}
+
+#[test]
 fn test_slow_request_logged_over_threshold() {
     let sink = Arc::new(MemorySink::new(10));
     let r = Router::builder()

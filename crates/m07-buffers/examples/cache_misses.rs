@@ -34,8 +34,10 @@ fn inner(mode: &str, steps: usize) {
                 BufferPool::new(PoolConfig::new(SIZE, LIVE).with_debug(false)).expect("pool");
             let mut live: Vec<Option<_>> = (0..LIVE).map(|_| pool.alloc().ok()).collect();
             for &i in &idx {
-                live[i] = None;
-                live[i] = black_box(pool.alloc().ok());
+                drop(live[i].take());
+                let b = pool.alloc().ok();
+                black_box(b.as_ref().map(|b| b.as_ptr()));
+                live[i] = b;
             }
         }
         "malloc" => {
@@ -43,15 +45,18 @@ fn inner(mode: &str, steps: usize) {
                 .map(|_| Some(Box::new_uninit_slice(SIZE)))
                 .collect();
             for &i in &idx {
-                live[i] = None;
-                live[i] = black_box(Some(Box::new_uninit_slice(SIZE)));
+                drop(live[i].take());
+                let b = Box::<[u8]>::new_uninit_slice(SIZE);
+                black_box(b.as_ptr());
+                live[i] = Some(b);
             }
         }
         _ => {
             let mut live: Vec<Option<usize>> = vec![Some(0); LIVE];
             for &i in &idx {
-                live[i] = None;
-                live[i] = black_box(Some(i));
+                let _ = live[i].take();
+                black_box(i);
+                live[i] = Some(i);
             }
         }
     }

@@ -6,13 +6,18 @@
 //!    into a freed buffer, overflow into the guard canary, poisoning, leak report) pass in a
 //!    plain debug `cargo test`.
 //!
-//! If Miri is not installed for the nightly toolchain the check fails and says so (it does not
-//! skip). Each run must report a non-zero number of passed tests.
+//! If Miri is not installed for the nightly toolchain the check fails and says so, naming the
+//! command that installs it (`rustup +nightly component add miri rust-src`, which
+//! `cargo xtask setup` runs); it never skips. Each run must report a non-zero number of passed
+//! tests.
 
 use std::process::Command;
 
 use m07_buffers::lab::{self, print_check};
 
+/// What is missing, and the command that installs it (`cargo xtask setup` runs it too).
+const MIRI_MISSING: &str = "Miri (with rust-src) is not installed for the nightly toolchain";
+const MIRI_INSTALL: &str = "rustup +nightly component add miri rust-src";
 const MIRI_FILTERS: [&str; 4] = ["pool::", "ring::", "arena::", "stats::"];
 const DETECTORS: [&str; 6] = [
     "pool::tests::test_freed_twice_double_free_detected",
@@ -48,15 +53,22 @@ fn cargo(args: &[&str]) -> std::io::Result<(bool, u64, String)> {
 fn main() -> std::process::ExitCode {
     lab::run_main(|| {
         let mut problems = Vec::new();
-        let installed = Command::new("rustup")
+        // Miri needs both components; `rustup component list` appends the host triple to
+        // `miri` (`miri-x86_64-unknown-linux-gnu`) but not to `rust-src`.
+        let components: Vec<String> = Command::new("rustup")
             .args(["+nightly", "component", "list", "--installed"])
             .output()
             .map(|o| {
                 String::from_utf8_lossy(&o.stdout)
                     .lines()
-                    .any(|l| l.starts_with("miri"))
+                    .map(|l| l.trim().to_string())
+                    .collect()
             })
-            .unwrap_or(false);
+            .unwrap_or_default();
+        let installed = components
+            .iter()
+            .any(|l| l.starts_with("miri-") || l == "miri")
+            && components.iter().any(|l| l == "rust-src");
         let miri = if installed {
             let mut args = vec![
                 "+nightly",
@@ -78,10 +90,9 @@ fn main() -> std::process::ExitCode {
                 MIRI_FILTERS.join(" ")
             )
         } else {
-            problems.push(
-                "Miri is not installed for the nightly toolchain (rustup +nightly component add miri)"
-                    .into(),
-            );
+            let msg = format!("{MIRI_MISSING}: run `cargo xtask setup` or `{MIRI_INSTALL}`");
+            eprintln!("error: {msg}");
+            problems.push(msg);
             "Miri missing".into()
         };
         let mut args = vec!["test", "-p", "m07-buffers", "--lib", "--", "--exact"];

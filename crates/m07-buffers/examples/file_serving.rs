@@ -1,6 +1,6 @@
 //! Experiment `file_serving`: serving one file over loopback TCP by `read`+`write` through a
-//! 4 KiB or a 64 KiB pooled buffer, or by `sendfile`. Per method: sender-thread CPU (user,
-//! system; `RUSAGE_THREAD`) per GiB, wall-clock throughput, system calls per MiB.
+//! 4 KiB or a 64 KiB pooled buffer, by `sendfile`, or by `splice` (file → pipe → socket). Per
+//! method: sender-thread CPU (user, system; `RUSAGE_THREAD`) per GiB, wall-clock throughput.
 
 use std::io::{self, Read};
 use std::net::TcpListener;
@@ -48,7 +48,7 @@ fn run(path: &std::path::Path, file_bytes: u64, sends: usize) -> io::Result<()> 
         .map_err(|e| io::Error::other(e.to_string()))?;
     let mut buf = pool.alloc().map_err(|e| io::Error::other(e.to_string()))?;
     let mut t = Table::new(
-        "File serving: read+write vs sendfile (sender-thread CPU per GiB)",
+        "File serving: read+write vs sendfile vs splice (sender-thread CPU per GiB)",
         &[
             "method",
             "user s/GiB",
@@ -64,6 +64,7 @@ fn run(path: &std::path::Path, file_bytes: u64, sends: usize) -> io::Result<()> 
         ("read+write, 4 KiB buffer", FileMethod::ReadWrite, 4096usize),
         ("read+write, 64 KiB buffer", FileMethod::ReadWrite, 65536),
         ("sendfile", FileMethod::Sendfile, 0),
+        ("splice via 1 MiB pipe", FileMethod::Splice, 0),
     ] {
         let u0 = rusage(true)?;
         let tm = Instant::now();
@@ -102,14 +103,15 @@ fn run(path: &std::path::Path, file_bytes: u64, sends: usize) -> io::Result<()> 
     let got = sink
         .join()
         .map_err(|_| io::Error::other("sink panicked"))??;
-    if got != file_bytes * sends as u64 * 3 {
+    if got != file_bytes * sends as u64 * 4 {
         return Err(io::Error::other(format!("sink got {got} bytes")));
     }
     t.notes = format!(
         "{} MiB file (page cache warm) sent {sends} times per method to a loopback TCP sink \
          that discards. read+write copies every byte twice through user space (page cache -> \
          buffer -> socket) and makes a syscall pair per buffer; sendfile hands the page-cache \
-         pages to the socket, no user-space copy. The sink's CPU (the receive copy) is not in \
+         pages to the socket, no user-space copy; splice does the same in two steps (file -> \
+         pipe -> socket, page references only), the general primitive sendfile is built on. The sink's CPU (the receive copy) is not in \
          these figures. {}",
         file_bytes >> 20,
         lab::machine()

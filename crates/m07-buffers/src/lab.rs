@@ -471,7 +471,7 @@ pub struct Sweep {
     /// between repetitions on a shared machine cancels out).
     pub relative: Vec<f64>,
     /// The smallest size with zero exhaustion, no refused connection, and a relative
-    /// throughput of at least [`SWEEP_THROUGHPUT_FRACTION`] of the best size's.
+    /// throughput of at least [`SWEEP_THROUGHPUT_FRACTION`] of the best size's among those (sizes that exhausted are not compared).
     pub pick: Option<usize>,
 }
 
@@ -527,7 +527,14 @@ pub fn run_sweep(rounds: usize, repeats: usize) -> io::Result<Sweep> {
             m
         })
         .collect();
-    let best = relative.iter().copied().fold(0.0, f64::max);
+    // The best among the sizes that served the whole scenario: a size that exhausted refused
+    // or shed connections, so its req/s is for a smaller workload and is not comparable.
+    let best = points
+        .iter()
+        .zip(&relative)
+        .filter(|(p, _)| p.exhausted == 0 && p.failed_connections == 0)
+        .map(|(_, r)| *r)
+        .fold(0.0, f64::max);
     let pick = points
         .iter()
         .zip(&relative)

@@ -5,15 +5,24 @@
 //!  slab (one mmap, page-aligned)   stride = round_up(buf_size [+ 8], 64) [+ 64 if 4 KiB-multiple]
 //!  ┌──────────────┬───┬──────────────┬───┬──────────────┬───┬─────────────── … ───┐
 //!  │ slot 0       │ c │ slot 1       │ c │ slot 2       │ c │ never handed out yet │
-//!  │ in use       │   │ free: next=∅ │   │ free: next=1 │   │ (fresh, untouched)   │
+//!  │ in use       │   │ free: next=∅ │   │ free         │   │ (fresh, untouched)   │
 //!  └──────────────┴───┴──────────────┴───┴──────────────┴───┴─────────────── … ───┘
-//!   head ──► 2 ──► 1 ──► ∅            fresh ──► 3           c = guard canary (debug)
+//!   top = 2 (last freed)   head ──► 1 ──► ∅   fresh ──► 3     c = guard canary (debug)
 //! ```
 //!
-//! - **alloc**: pop `head` (read the next index stored in the slot's first 4 bytes), else take
-//!   the next never-used slot (`fresh`), else [`PoolError::Exhausted`]. Two loads and a store.
-//! - **free**: write `head` into the slot's first 4 bytes, `head = slot`. No search, no
-//!   coalescing: every slot has the same size, so there is no external fragmentation.
+//! The free slots form one LIFO stack: its top in a field (`top`), the rest linked through the
+//! free slots themselves (`head`, next index in the slot's first 4 bytes: the intrusive list).
+//!
+//! - **free**: check the handle's generation, bump it; push the old `top` (if any) onto the
+//!   list; `top = slot`. No search, no coalescing: every slot has the same size, so there is no
+//!   external fragmentation.
+//! - **alloc**: take `top`, else pop `head` (read the link), else take the next never-used
+//!   slot (`fresh`), else [`PoolError::Exhausted`].
+//! - The release-mode fast path keeps **no counters**: every hand-out and return bumps the
+//!   slot's generation, so allocations, frees and buffers in use are read off the slot table
+//!   when [`BufferPool::stats`] is called (a scrape), not paid for on every operation.
+//!   A free-then-alloc, the rhythm of a server, touches neither the list nor the slab: a
+//!   handful of loads and stores in the pool struct and the slot's table entry.
 //! - Slots never handed out are never touched, so an idle pool costs address space, not RAM
 //!   (page faults happen on first use, or up front with `populate`).
 //!
@@ -21,6 +30,7 @@
 //! freed buffers are **poisoned** (filled with `0xDD`) and checked when handed out again (a
 //! write through a stale pointer shows as [`PoolError::UseAfterFree`]); a **guard canary** after
 //! each buffer is checked on free ([`PoolError::Overflow`]); damaged slots are quarantined.
+//! They live on out-of-line cold paths, so a pool with them off pays one flag test.
 //! Always on, because they are one compare each: a per-slot **generation** catches double
 //! frees and stale handles ([`PoolError::DoubleFree`], [`PoolError::UseAfterFree`]).
 //!
@@ -104,7 +114,7 @@ impl PoolConfig {
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct BufId {
     index: u32,
-    generation: u32,
+    generation: u64,
 }
 
 impl BufId {
@@ -114,32 +124,34 @@ impl BufId {
     }
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum SlotState {
-    Free,
-    InUse,
-    Quarantined,
-}
-
+/// Per-slot bookkeeping, kept apart from the slab (16 bytes a slot: a 256-buffer pool's whole
+/// table is 4 KiB and stays in L1).
 #[derive(Debug)]
 struct SlotMeta {
-    generation: Cell<u32>,
-    state: Cell<SlotState>,
-    requested: Cell<u32>,
+    /// Bumped on every hand-out and every return: odd while the slot is in use, even while it
+    /// is free (or quarantined). A [`BufId`] carries the odd value it was handed out with, so a
+    /// stale handle never matches again (64 bits do not wrap). Summed over the slots it also *is* the pool's alloc/free count (see
+    /// [`BufferPool::stats`]): the fast path keeps no separate counters.
+    generation: Cell<u64>,
+    /// `buf_size − bytes requested` of the current hand-out (0 for a whole-buffer `alloc`): the
+    /// internal fragmentation this slot adds while in use.
+    short: Cell<u32>,
 }
 
+/// Counters of the cold paths only (fresh slots, exhaustion, detected faults). Allocations,
+/// frees, buffers in use and requested bytes are derived from the slot table in
+/// [`BufferPool::stats`], so the fast path updates no counter at all.
 #[derive(Debug, Default)]
 struct Counters {
-    allocs: Cell<u64>,
-    frees: Cell<u64>,
     exhausted: Cell<u64>,
     double_free: Cell<u64>,
     use_after_free: Cell<u64>,
     overflow: Cell<u64>,
     quarantined: Cell<u64>,
-    in_use: Cell<u64>,
+    /// Updated only when a never-used slot is taken: the in-use count can only reach a new
+    /// maximum then (with no free slot, every slot below `fresh` is in use or quarantined, so
+    /// in use = `fresh − quarantined`), so the fast path never needs the compare.
     high_water: Cell<u64>,
-    requested_in_use: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -150,13 +162,24 @@ fn bump(c: &Cell<u64>) {
 /// per core; [`SharedPool`] puts one behind a mutex for drivers that move connections between
 /// threads.
 ///
+/// The free slots form one LIFO stack: its top in the `top` field, the rest linked through
+/// the slots themselves from `head` (the intrusive list). Release-mode fast path (debug
+/// features off): **free** = check and bump the slot's generation; if `top` is taken, push it
+/// on the list (store `head` into its first 4 bytes, `head = top`); `top = slot`. **alloc** =
+/// take `top` if set (else pop the list: load the link, `head = link`), bump the generation.
+/// A free followed by an alloc, the usual rhythm of a server, therefore touches neither the
+/// list nor the slab; no counters are updated (they are derived from the generations).
+/// Fresh slots, exhaustion, poisoning, canaries and misuse are on out-of-line cold paths.
+///
 /// Invariants (what the `unsafe` blocks rely on):
 /// - slot `i` occupies `[base + i·stride, base + (i+1)·stride)` of `region`, `i < count`;
 ///   `stride ≥ buf_size (+ CANARY_LEN in debug)`, a multiple of [`CACHE_LINE`];
-/// - a slot whose state is `InUse` is owned by exactly one handle, which alone touches
+/// - a slot whose generation is odd is owned by exactly one handle, which alone touches
 ///   `[0, buf_size)`; the pool touches only free slots and canaries;
-/// - slots `≥ fresh` have never been handed out; the free list holds only `Free` slots below
-///   `fresh`, each exactly once.
+/// - slots `≥ fresh` have never been handed out; `top` and the list hold only free (even
+///   generation) slots below `fresh`, each exactly once; quarantined slots (even generation)
+///   are on no list and never handed out again; in debug mode `top` stays empty (every free
+///   goes through the poisoning path onto the list).
 #[derive(Debug)]
 pub struct BufferPool {
     region: Region,
@@ -164,6 +187,9 @@ pub struct BufferPool {
     buf_size: usize,
     count: usize,
     debug: bool,
+    top: Cell<u32>,
+    /// The generation of the `top` slot (a copy of its table entry).
+    top_generation: Cell<u64>,
     head: Cell<u32>,
     fresh: Cell<u32>,
     meta: Box<[SlotMeta]>,
@@ -198,8 +224,7 @@ impl BufferPool {
         let meta = (0..config.buffers)
             .map(|_| SlotMeta {
                 generation: Cell::new(0),
-                state: Cell::new(SlotState::Free),
-                requested: Cell::new(0),
+                short: Cell::new(0),
             })
             .collect();
         Ok(BufferPool {
@@ -208,6 +233,8 @@ impl BufferPool {
             buf_size: config.buf_size,
             count: config.buffers,
             debug: config.debug,
+            top: Cell::new(NIL),
+            top_generation: Cell::new(0),
             head: Cell::new(NIL),
             fresh: Cell::new(0),
             meta,
@@ -240,6 +267,7 @@ impl BufferPool {
         self.region.backing()
     }
 
+    #[inline]
     fn slot_ptr(&self, index: usize) -> NonNull<u8> {
         debug_assert!(index < self.count);
         // SAFETY: index < count, so index·stride + stride ≤ region.len(): inside the mapping.
@@ -247,67 +275,142 @@ impl BufferPool {
     }
 
     /// Takes a buffer (its whole `buf_size`). O(1). `Err(Exhausted)` when none is free.
+    #[inline]
     pub fn alloc(&self) -> Result<PoolBuf<'_>, PoolError> {
-        self.alloc_sized(self.buf_size)
+        let id = self.take(0)?;
+        Ok(PoolBuf {
+            pool: self,
+            id,
+            ptr: self.slot_ptr(id.slot()),
+        })
     }
 
     /// Takes a buffer for `len` bytes (recorded for the fragmentation figure; the buffer is
     /// still `buf_size` long).
     pub fn alloc_sized(&self, len: usize) -> Result<PoolBuf<'_>, PoolError> {
-        let id = self.alloc_raw_sized(len)?;
-        Ok(PoolBuf {
-            pool: self,
-            id,
-            ptr: self.slot_ptr(id.slot()),
-            len: self.buf_size,
-        })
-    }
-
-    /// Takes a buffer and returns its raw handle; give it back with [`free_raw`](Self::free_raw)
-    /// and reach its bytes with [`ptr`](Self::ptr).
-    pub fn alloc_raw(&self) -> Result<BufId, PoolError> {
-        self.alloc_raw_sized(self.buf_size)
-    }
-
-    fn alloc_raw_sized(&self, len: usize) -> Result<BufId, PoolError> {
         if len > self.buf_size {
             return Err(PoolError::TooLarge {
                 requested: len,
                 buf_size: self.buf_size,
             });
         }
-        let index = match self.head.get() {
-            NIL => {
-                let fresh = self.fresh.get();
-                if fresh as usize >= self.count {
-                    bump(&self.c.exhausted);
-                    return Err(PoolError::Exhausted {
-                        capacity: self.count,
-                    });
-                }
-                self.fresh.set(fresh + 1);
-                fresh as usize
-            }
-            head => {
-                let index = head as usize;
-                let p = self.slot_ptr(index);
-                // SAFETY: `index` is on the free list, so the slot is Free and the pool owns
-                // it; its first LINK_LEN bytes hold the next link, written by `free_raw`.
-                let next = unsafe { p.as_ptr().cast::<u32>().read_unaligned() };
-                self.head.set(next);
-                if self.debug && !self.poison_intact(index) {
-                    // Someone wrote into this buffer while it was free: keep it out of use.
-                    self.meta[index].state.set(SlotState::Quarantined);
-                    bump(&self.c.use_after_free);
-                    bump(&self.c.quarantined);
-                    return Err(PoolError::UseAfterFree { slot: index });
-                }
-                index
-            }
+        // len ≤ buf_size ≤ u32::MAX (checked in `new`): the difference fits.
+        let id = self.take((self.buf_size - len) as u32)?;
+        Ok(PoolBuf {
+            pool: self,
+            id,
+            ptr: self.slot_ptr(id.slot()),
+        })
+    }
+
+    /// Takes a buffer and returns its raw handle; give it back with [`free_raw`](Self::free_raw)
+    /// and reach its bytes with [`ptr`](Self::ptr).
+    #[inline]
+    pub fn alloc_raw(&self) -> Result<BufId, PoolError> {
+        self.take(0)
+    }
+
+    /// The fast path: the top of the free stack, else the list, else the cold path (fresh
+    /// slots, exhaustion, and everything in debug mode).
+    #[inline]
+    fn take(&self, short: u32) -> Result<BufId, PoolError> {
+        let top = self.top.get();
+        if top != NIL {
+            // `top` is only ever set with debug features off (see `give_back`). Its generation
+            // is cached next to it, so this path does not wait for the table.
+            self.top.set(NIL);
+            let index = top as usize;
+            // SAFETY: `top` is a slot of this pool (invariants above); `meta` has `count`
+            // entries.
+            let m = unsafe { self.meta.get_unchecked(index) };
+            return Ok(self.hand_out_as(m, index, short, self.top_generation.get() + 1));
+        }
+        let head = self.head.get();
+        if head == NIL || self.debug {
+            return self.take_slow(short);
+        }
+        let index = head as usize;
+        self.head.set(self.link(index));
+        Ok(self.hand_out(index, short))
+    }
+
+    /// The next-slot link stored in free slot `index`.
+    #[inline]
+    fn link(&self, index: usize) -> u32 {
+        // SAFETY: `index` is on the free list, so the slot is free and the pool owns it; its
+        // first LINK_LEN bytes hold the link written by `push`.
+        unsafe { self.slot_ptr(index).as_ptr().cast::<u32>().read_unaligned() }
+    }
+
+    /// Puts free slot `index` on the list.
+    #[inline]
+    fn push(&self, index: usize) {
+        // SAFETY: the slot is free: the pool alone touches its bytes; the first LINK_LEN bytes
+        // now hold the link.
+        unsafe {
+            self.slot_ptr(index)
+                .as_ptr()
+                .cast::<u32>()
+                .write_unaligned(self.head.get())
         };
-        let m = &self.meta[index];
-        m.state.set(SlotState::InUse);
-        m.requested.set(len as u32);
+        self.head.set(index as u32);
+    }
+
+    #[inline]
+    fn hand_out(&self, index: usize, short: u32) -> BufId {
+        debug_assert!(index < self.count);
+        // SAFETY: `index` comes from `top`, the list or `fresh < count`: always a slot of this
+        // pool (invariants above), and `meta` has `count` entries.
+        let m = unsafe { self.meta.get_unchecked(index) };
+        self.hand_out_as(m, index, short, m.generation.get().wrapping_add(1))
+    }
+
+    #[inline]
+    fn hand_out_as(&self, m: &SlotMeta, index: usize, short: u32, generation: u64) -> BufId {
+        m.generation.set(generation);
+        m.short.set(short);
+        BufId {
+            index: index as u32,
+            generation,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&self, short: u32) -> Result<BufId, PoolError> {
+        let head = self.head.get();
+        if head == NIL {
+            let fresh = self.fresh.get();
+            if fresh as usize >= self.count {
+                bump(&self.c.exhausted);
+                return Err(PoolError::Exhausted {
+                    capacity: self.count,
+                });
+            }
+            self.fresh.set(fresh + 1);
+            let id = self.hand_out(fresh as usize, short);
+            self.write_canary(fresh as usize);
+            let in_use = u64::from(fresh) + 1 - self.c.quarantined.get();
+            if in_use > self.c.high_water.get() {
+                self.c.high_water.set(in_use);
+            }
+            return Ok(id);
+        }
+        let index = head as usize;
+        self.head.set(self.link(index));
+        if self.debug && !self.poison_intact(index) {
+            // Someone wrote into this buffer while it was free: keep it out of use (its
+            // generation stays even and it is on no list).
+            bump(&self.c.use_after_free);
+            bump(&self.c.quarantined);
+            return Err(PoolError::UseAfterFree { slot: index });
+        }
+        let id = self.hand_out(index, short);
+        self.write_canary(index);
+        Ok(id)
+    }
+
+    fn write_canary(&self, index: usize) {
         if self.debug {
             let p = self.slot_ptr(index);
             // SAFETY: buf_size + CANARY_LEN ≤ stride in debug mode: the canary lies inside
@@ -319,19 +422,6 @@ impl BufferPool {
                     .write_unaligned(CANARY)
             };
         }
-        bump(&self.c.allocs);
-        let in_use = self.c.in_use.get() + 1;
-        self.c.in_use.set(in_use);
-        if in_use > self.c.high_water.get() {
-            self.c.high_water.set(in_use);
-        }
-        self.c
-            .requested_in_use
-            .set(self.c.requested_in_use.get() + len as u64);
-        Ok(BufId {
-            index: index as u32,
-            generation: m.generation.get(),
-        })
     }
 
     fn poison_intact(&self, index: usize) -> bool {
@@ -342,13 +432,17 @@ impl BufferPool {
         bytes[LINK_LEN..].iter().all(|&b| b == POISON)
     }
 
-    fn check(&self, id: BufId) -> Result<&SlotMeta, PoolError> {
+    /// The slot's bookkeeping if `id` is its live handle.
+    #[inline]
+    fn live(&self, id: BufId) -> Result<&SlotMeta, PoolError> {
         let slot = id.slot();
         let m = self
             .meta
             .get(slot)
             .ok_or(PoolError::InvalidHandle { slot })?;
-        if m.state.get() == SlotState::InUse && m.generation.get() == id.generation {
+        // Handles carry the (odd) generation they were handed out with: equal means in use by
+        // this very handle.
+        if m.generation.get() == id.generation {
             Ok(m)
         } else {
             Err(PoolError::UseAfterFree { slot })
@@ -358,7 +452,7 @@ impl BufferPool {
     /// The address of a live buffer's first byte (`buf_size` bytes are valid from it while the
     /// handle is live). A stale or freed handle is [`PoolError::UseAfterFree`].
     pub fn ptr(&self, id: BufId) -> Result<NonNull<u8>, PoolError> {
-        match self.check(id) {
+        match self.live(id) {
             Ok(_) => Ok(self.slot_ptr(id.slot())),
             Err(e) => {
                 if matches!(e, PoolError::UseAfterFree { .. }) {
@@ -369,42 +463,76 @@ impl BufferPool {
         }
     }
 
+    /// The bytes of a live buffer held by raw id (drivers that keep ids in their connection
+    /// tables, like milestone 9's event loop). `&mut self` makes this the only view of the
+    /// pool's memory for as long as the slice lives: no [`PoolBuf`] (which borrows the pool)
+    /// can exist meanwhile, and a second `slice_mut` cannot overlap it.
+    pub fn slice_mut(&mut self, id: BufId) -> Result<&mut [u8], PoolError> {
+        let p = self.ptr(id)?;
+        // SAFETY: `ptr` checked that the slot is in use under this very id (generation), so
+        // its `buf_size` bytes lie inside the live slab and belong to the id's holder; the
+        // exclusive borrow of the pool rules out any other reference into the slab (PoolBufs
+        // borrow the pool; SharedBufs never give out a `&mut BufferPool`).
+        Ok(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), self.buf_size) })
+    }
+
     /// Gives a buffer back. O(1). Freeing twice is [`PoolError::DoubleFree`] (nothing changes);
     /// a damaged canary is [`PoolError::Overflow`] (the slot is quarantined).
+    #[inline]
     pub fn free_raw(&self, id: BufId) -> Result<(), PoolError> {
-        let slot = id.slot();
-        let m = match self.check(id) {
+        let m = match self.live(id) {
             Ok(m) => m,
-            Err(PoolError::UseAfterFree { .. }) => {
-                bump(&self.c.double_free);
-                return Err(PoolError::DoubleFree { slot });
-            }
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.refused_free(e)),
         };
-        let p = self.slot_ptr(slot);
-        self.c.in_use.set(self.c.in_use.get() - 1);
-        self.c
-            .requested_in_use
-            .set(self.c.requested_in_use.get() - u64::from(m.requested.get()));
-        m.generation.set(m.generation.get().wrapping_add(1));
+        // From the handle, not the table: equal after the check, and the store need not wait
+        // for the table load.
+        m.generation.set(id.generation.wrapping_add(1));
         if self.debug {
-            // SAFETY: the canary lies inside this slot (see alloc_raw_sized).
-            let canary = unsafe { p.as_ptr().add(self.buf_size).cast::<u64>().read_unaligned() };
-            if canary != CANARY {
-                m.state.set(SlotState::Quarantined);
-                bump(&self.c.overflow);
-                bump(&self.c.quarantined);
-                return Err(PoolError::Overflow { slot });
-            }
-            // SAFETY: the handle is being consumed: the slot returns to the pool, which alone
-            // touches its buf_size bytes from now on.
-            unsafe { p.as_ptr().write_bytes(POISON, self.buf_size) };
+            return self.give_back_debug(id.slot());
         }
-        // SAFETY: as above; the first LINK_LEN bytes now hold the free-list link.
-        unsafe { p.as_ptr().cast::<u32>().write_unaligned(self.head.get()) };
-        self.head.set(slot as u32);
-        m.state.set(SlotState::Free);
-        bump(&self.c.frees);
+        self.give_back(id.slot(), id.generation.wrapping_add(1));
+        Ok(())
+    }
+
+    /// Release mode: the slot becomes the top of the free stack; the old top goes on the list.
+    #[inline]
+    fn give_back(&self, slot: usize, generation: u64) {
+        let top = self.top.get();
+        if top != NIL {
+            self.push(top as usize);
+        }
+        self.top.set(slot as u32);
+        self.top_generation.set(generation);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused_free(&self, e: PoolError) -> PoolError {
+        match e {
+            PoolError::UseAfterFree { slot } => {
+                bump(&self.c.double_free);
+                PoolError::DoubleFree { slot }
+            }
+            other => other,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn give_back_debug(&self, slot: usize) -> Result<(), PoolError> {
+        let p = self.slot_ptr(slot);
+        // SAFETY: the canary lies inside this slot (see `write_canary`).
+        let canary = unsafe { p.as_ptr().add(self.buf_size).cast::<u64>().read_unaligned() };
+        if canary != CANARY {
+            bump(&self.c.overflow);
+            bump(&self.c.quarantined);
+            return Err(PoolError::Overflow { slot });
+        }
+        // SAFETY: the handle is being consumed: the slot returns to the pool, which alone
+        // touches its buf_size bytes from now on.
+        unsafe { p.as_ptr().write_bytes(POISON, self.buf_size) };
+        // Straight onto the list (never `top`), so every hand-out passes the poison check.
+        self.push(slot);
         Ok(())
     }
 
@@ -413,14 +541,27 @@ impl BufferPool {
         self.meta
             .iter()
             .enumerate()
-            .filter(|(_, m)| m.state.get() == SlotState::InUse)
+            .filter(|(_, m)| m.generation.get() & 1 == 1)
             .map(|(i, _)| i)
             .collect()
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters. O(capacity): allocations and frees are not counted on the
+    /// fast path but read off the slot table: each hand-out and each return bumps one slot's
+    /// generation by one, so `Σ generation = allocs + returns` and the odd slots are the ones in
+    /// use (`allocs − returns`); a return is a free or an overflow quarantine.
     pub fn stats(&self) -> PoolStats {
-        let in_use = self.c.in_use.get();
+        let (mut total, mut in_use, mut short) = (0u64, 0u64, 0u64);
+        for m in self.meta.iter() {
+            let g = m.generation.get();
+            total = total.wrapping_add(g);
+            if g & 1 == 1 {
+                in_use += 1;
+                short += u64::from(m.short.get());
+            }
+        }
+        let allocs = total.wrapping_add(in_use) / 2;
+        let returns = total.wrapping_sub(in_use) / 2;
         let held = in_use * self.buf_size as u64;
         PoolStats {
             capacity: self.count as u64,
@@ -428,18 +569,18 @@ impl BufferPool {
             slab_bytes: self.region.len() as u64,
             in_use,
             high_water: self.c.high_water.get(),
-            allocs: self.c.allocs.get(),
-            frees: self.c.frees.get(),
+            allocs,
+            frees: returns - self.c.overflow.get(),
             exhausted: self.c.exhausted.get(),
             double_free: self.c.double_free.get(),
             use_after_free: self.c.use_after_free.get(),
             overflow: self.c.overflow.get(),
             quarantined: self.c.quarantined.get(),
-            requested_bytes_in_use: self.c.requested_in_use.get(),
+            requested_bytes_in_use: held - short,
             fragmentation: if held == 0 {
                 0.0
             } else {
-                1.0 - self.c.requested_in_use.get() as f64 / held as f64
+                short as f64 / held as f64
             },
             backing: self.region.backing().label(),
         }
@@ -470,7 +611,6 @@ pub struct PoolBuf<'a> {
     pool: &'a BufferPool,
     id: BufId,
     ptr: NonNull<u8>,
-    len: usize,
 }
 
 impl PoolBuf<'_> {
@@ -491,16 +631,16 @@ impl PoolBuf<'_> {
 impl std::ops::Deref for PoolBuf<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: the slot is InUse and owned by this handle (pool invariant); `len` =
-        // buf_size initialised bytes inside the slab, which outlives `'a`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        // SAFETY: the slot is in use and owned by this handle (pool invariant); buf_size
+        // initialised bytes inside the slab, which outlives `'a`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.pool.buf_size) }
     }
 }
 
 impl std::ops::DerefMut for PoolBuf<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         // SAFETY: as in `deref`, and `&mut self` makes this the only live view.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.pool.buf_size) }
     }
 }
 
@@ -517,6 +657,7 @@ impl AsMut<[u8]> for PoolBuf<'_> {
 }
 
 impl Drop for PoolBuf<'_> {
+    #[inline]
     fn drop(&mut self) {
         // Errors (overflow detected) are counted in the pool's stats.
         let _ = self.pool.free_raw(self.id);
@@ -665,6 +806,20 @@ mod tests {
 
     fn pool(buf: usize, n: usize, debug: bool) -> BufferPool {
         BufferPool::new(PoolConfig::new(buf, n).with_debug(debug)).unwrap()
+    }
+
+    #[test]
+    fn test_raw_id_slice_mut_round_trip_and_stale_id_refused() {
+        let mut p = pool(64, 2, false);
+        let id = p.alloc_raw().unwrap();
+        p.slice_mut(id).unwrap()[..5].copy_from_slice(b"hello");
+        assert_eq!(&p.slice_mut(id).unwrap()[..5], b"hello");
+        assert_eq!(p.slice_mut(id).unwrap().len(), 64);
+        p.free_raw(id).unwrap();
+        assert!(matches!(
+            p.slice_mut(id),
+            Err(PoolError::UseAfterFree { .. })
+        ));
     }
 
     #[test]
@@ -899,6 +1054,44 @@ mod tests {
         let s = p.stats();
         assert_eq!(s.allocs, 49);
         assert_eq!(s.exhausted, 1);
+    }
+
+    #[test]
+    fn test_churned_pool_stats_match_operation_counts() {
+        // No counter is updated on the fast path: allocs, frees, in use and requested bytes are
+        // derived from the slot generations. They must equal an explicit tally.
+        for debug in [false, true] {
+            let p = pool(100, 8, debug);
+            let mut live: Vec<(PoolBuf<'_>, u64)> = Vec::new();
+            let (mut allocs, mut frees, mut peak) = (0u64, 0u64, 0u64);
+            for step in 0..500usize {
+                let free = (step * 7919) % 3 == 0 || live.len() == 8;
+                if free && !live.is_empty() {
+                    live.swap_remove((step * 31) % live.len());
+                    frees += 1;
+                } else {
+                    let len = 10 + step % 91;
+                    live.push((p.alloc_sized(len).unwrap(), len as u64));
+                    allocs += 1;
+                }
+                peak = peak.max(live.len() as u64);
+                let s = p.stats();
+                assert_eq!(
+                    (s.allocs, s.frees, s.in_use),
+                    (allocs, frees, live.len() as u64)
+                );
+                let requested: u64 = live.iter().map(|(_, len)| len).sum();
+                assert_eq!(
+                    s.requested_bytes_in_use, requested,
+                    "step {step}, debug={debug}"
+                );
+            }
+            assert_eq!(p.stats().high_water, peak, "debug={debug}");
+            drop(live);
+            let s = p.stats();
+            assert_eq!((s.in_use, s.requested_bytes_in_use), (0, 0));
+            assert_eq!(s.frees, s.allocs);
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The operating-system edge: anonymous memory regions (`mmap`, huge pages, `madvise`),
-//! `sendfile`, `getrusage` with page-fault counts, and a counting global allocator.
+//! `sendfile`, `splice` through a [`Pipe`], `getrusage` with page-fault counts, and a counting
+//! global allocator.
 //!
 //! One of the crate's three modules allowed `unsafe` (with `pool` and `arena`). Every block
 //! carries a `// SAFETY:` note.
@@ -11,7 +12,7 @@
 #[cfg(miri)]
 use std::alloc::Layout;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
@@ -262,6 +263,112 @@ pub fn sendfile(
     Ok(n as usize)
 }
 
+/// Bytes a [`Pipe`] asks the kernel for by default (`F_SETPIPE_SZ`): 1 MiB, the unprivileged
+/// ceiling (`/proc/sys/fs/pipe-max-size`). A default pipe holds 64 KiB (16 pages), so a
+/// file → pipe → socket round moves at most that much per pair of `splice` calls.
+pub const PIPE_BYTES: usize = 1 << 20;
+
+/// An anonymous pipe (`pipe2(O_CLOEXEC)`), the in-kernel buffer `splice` needs between a file
+/// and a socket: page references move file → pipe → socket, no byte is copied through user
+/// space. Both ends close on drop.
+#[derive(Debug)]
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    /// A pipe with the default capacity (64 KiB).
+    pub fn new() -> io::Result<Pipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: `fds` is valid for writes of two ints.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(Pipe {
+            read,
+            write,
+            capacity: 64 * 1024,
+        })
+    }
+
+    /// A pipe asked to hold `bytes` (`F_SETPIPE_SZ`; the kernel rounds up to a power-of-two
+    /// number of pages). If the kernel refuses (above `pipe-max-size` without privilege), the
+    /// pipe keeps its default size: [`capacity`](Self::capacity) says what it got.
+    pub fn with_capacity(bytes: usize) -> io::Result<Pipe> {
+        let mut pipe = Pipe::new()?;
+        let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; the argument is an int.
+        let got = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+        if got > 0 {
+            pipe.capacity = got as usize;
+        }
+        Ok(pipe)
+    }
+
+    /// Bytes the pipe holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The read end.
+    pub fn reader(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// The write end.
+    pub fn writer(&self) -> BorrowedFd<'_> {
+        self.write.as_fd()
+    }
+}
+
+/// `splice(in, off_in, out, NULL, len, flags)`: moves up to `len` bytes from `from` to `to`
+/// inside the kernel; one of the two must be a pipe. With `offset` (a file), reads from there
+/// and advances it, leaving the file position alone; `None` reads at the current position (a
+/// pipe or socket). `more` sets `SPLICE_F_MORE` (more data follows: the socket may hold a
+/// partial segment). `SPLICE_F_MOVE` is always set. Returns bytes moved; `Ok(0)` at end of
+/// input.
+pub fn splice(
+    from: BorrowedFd<'_>,
+    offset: Option<&mut u64>,
+    to: BorrowedFd<'_>,
+    len: usize,
+    more: bool,
+) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | if more { libc::SPLICE_F_MORE } else { 0 };
+    let mut off: libc::loff_t = 0;
+    let off_ptr = match &offset {
+        Some(o) => {
+            off = libc::loff_t::try_from(**o)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond loff_t"))?;
+            &mut off as *mut libc::loff_t
+        }
+        None => std::ptr::null_mut(),
+    };
+    // SAFETY: both descriptors are borrowed (open for the call); `off_ptr` is null or points
+    // at `off`, a valid loff_t the kernel reads and updates; no user memory is passed.
+    let n = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            off_ptr,
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if let Some(o) = offset {
+        *o = off as u64;
+    }
+    Ok(n as usize)
+}
+
 /// What [`rusage`] reports: CPU time and page faults.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -415,5 +522,46 @@ mod tests {
         let _ = std::fs::remove_file(&dir);
         assert_eq!(got.len(), 300_000);
         assert!(got.iter().all(|&b| b == 7));
+    }
+
+    #[test]
+    fn test_splice_file_to_socket_round_trip() {
+        let path = std::env::temp_dir().join(format!("m07-splice-{}", std::process::id()));
+        // An odd length and a pattern that is not page-periodic: every byte is checked.
+        let content: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut all = Vec::new();
+            s.read_to_end(&mut all).unwrap();
+            all
+        });
+        let out = TcpStream::connect(addr).unwrap();
+        out.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        let pipe = Pipe::with_capacity(PIPE_BYTES).unwrap();
+        assert!(pipe.capacity() >= 64 * 1024);
+        let len = content.len() as u64;
+        let mut off = 0u64;
+        while off < len {
+            let want = (len - off) as usize;
+            let n = splice(file.as_fd(), Some(&mut off), pipe.writer(), want, true).unwrap();
+            assert!(n > 0, "file ended early at {off}");
+            let mut left = n;
+            while left > 0 {
+                let m = splice(pipe.reader(), None, out.as_fd(), left, off < len).unwrap();
+                assert!(m > 0);
+                left -= m;
+            }
+        }
+        assert_eq!(off, len);
+        drop(out);
+        let got = reader.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(got.len(), content.len());
+        assert!(got == content, "spliced bytes differ");
     }
 }

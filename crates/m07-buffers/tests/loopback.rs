@@ -175,38 +175,60 @@ fn test_exhausted_pool_at_accept_rejects_with_503() {
     assert!(pool.outstanding().is_empty());
 }
 
+/// Serves `content` (written to a temporary file) as a `200 OK` response with `method` over a
+/// loopback socket; returns the bytes sent and the body the peer received, after checking
+/// that the head announces the right length.
+fn serve_file_over_loopback(content: &[u8], method: FileMethod) -> (u64, Vec<u8>) {
+    let path = std::env::temp_dir().join(format!("m07-file-{}-{method:?}", std::process::id()));
+    std::fs::write(&path, content).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        all
+    });
+    let mut sock = lab::connect(addr).unwrap();
+    sock.set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut file = std::fs::File::open(&path).unwrap();
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let len = content.len() as u64;
+    let sent = send_file_response(&mut sock, &mut head, &mut file, len, method, &mut buf).unwrap();
+    sock.flush().unwrap();
+    drop(sock);
+    let got = reader.join().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(sent as usize, got.len());
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = std::str::from_utf8(&got[..head_end]).unwrap();
+    assert!(
+        head.contains(&format!("Content-Length: {len}\r\n")),
+        "{method:?}: {head}"
+    );
+    (sent, got[head_end..].to_vec())
+}
+
 #[test]
 fn test_file_body_sendfile_and_read_write_identical() {
-    let path = std::env::temp_dir().join(format!("m07-file-{}", std::process::id()));
     let content: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(&path, &content).unwrap();
     for method in [FileMethod::Sendfile, FileMethod::ReadWrite] {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reader = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut all = Vec::new();
-            s.read_to_end(&mut all).unwrap();
-            all
-        });
-        let mut sock = lab::connect(addr).unwrap();
-        let mut file = std::fs::File::open(&path).unwrap();
-        let mut head = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        let sent =
-            send_file_response(&mut sock, &mut head, &mut file, 700_000, method, &mut buf).unwrap();
-        sock.flush().unwrap();
-        drop(sock);
-        let got = reader.join().unwrap();
-        assert_eq!(sent as usize, got.len());
-        let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-        let head = std::str::from_utf8(&got[..head_end]).unwrap();
-        assert!(
-            head.contains("Content-Length: 700000\r\n"),
-            "{method:?}: {head}"
-        );
-        assert!(got[head_end..] == content[..], "{method:?} body differs");
+        let (_, body) = serve_file_over_loopback(&content, method);
+        assert!(body == content, "{method:?} body differs");
     }
-    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn test_file_body_splice_arrives_byte_exact() {
+    // Larger than the 1 MiB pipe (several file -> pipe -> socket rounds) and an odd length.
+    let content: Vec<u8> = (0..2_500_001u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let (sent, body) = serve_file_over_loopback(&content, FileMethod::Splice);
+    assert!(sent > content.len() as u64);
+    assert_eq!(body.len(), content.len());
+    assert!(body == content, "spliced body differs");
 }

@@ -207,10 +207,18 @@ pub fn is_valid_host(v: &[u8]) -> bool {
             None => (v, &b""[..]),
         }
     };
-    let reg_name_ok = host.iter().all(|&b| {
-        b.is_ascii_alphanumeric()
+    host.iter().all(|&b| REG_NAME[usize::from(b)]) && port.iter().all(u8::is_ascii_digit)
+}
+
+/// The bytes of a `reg-name` (RFC 3986 §3.2.2: unreserved, sub-delims, `%`), one lookup each.
+const REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
             || matches!(
-                b,
+                c,
                 b'-' | b'.'
                     | b'_'
                     | b'~'
@@ -226,10 +234,11 @@ pub fn is_valid_host(v: &[u8]) -> bool {
                     | b','
                     | b';'
                     | b'='
-            )
-    });
-    reg_name_ok && port.iter().all(u8::is_ascii_digit)
-}
+            );
+        b += 1;
+    }
+    t
+};
 
 /// Why a request's `Host` is refused (RFC 9112 §3.2: 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -250,13 +259,24 @@ pub fn check_host(request: &Request<'_>) -> Result<(), HostError> {
     let mut hosts = request
         .headers()
         .filter(|(n, _)| n.eq_ignore_ascii_case("host"));
-    let first = hosts.next();
-    if hosts.next().is_some() {
+    let first = hosts.next().map(|(_, v)| v);
+    let count = usize::from(first.is_some()) + hosts.count();
+    check_host_fields(request, count, first)
+}
+
+/// [`check_host`] given the number of `Host` fields and the first one's value (what
+/// [`HeadFields::scan`] collected in its single pass).
+pub fn check_host_fields(
+    request: &Request<'_>,
+    count: usize,
+    first: Option<&[u8]>,
+) -> Result<(), HostError> {
+    if count > 1 {
         return Err(HostError::Duplicate);
     }
     match first {
         None if request.version() == m04_http10::Version::Http11 => return Err(HostError::Missing),
-        Some((_, v)) if !is_valid_host(v) => return Err(HostError::Invalid),
+        Some(v) if !is_valid_host(v) => return Err(HostError::Invalid),
         _ => {}
     }
     let t = request.target().as_bytes();
@@ -273,6 +293,66 @@ pub fn check_host(request: &Request<'_>) -> Result<(), HostError> {
         }
     }
     Ok(())
+}
+
+/// What the session needs from a head's fields, collected in one pass over them (instead of
+/// one pass per header name): `Host`, `Connection`, `Keep-Alive`, `Expect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadFields<'a> {
+    /// How many `Host` fields.
+    pub host_count: usize,
+    /// The first `Host` value.
+    pub host: Option<&'a [u8]>,
+    /// Every `Connection` field combined ([`connection_options`]).
+    pub connection: ConnectionOptions,
+    /// The smallest `timeout=` of the `Keep-Alive` fields.
+    pub keep_alive_timeout: Option<Duration>,
+    /// What `Expect` asks ([`expectation`]).
+    pub expect: Expectation,
+}
+
+impl<'a> HeadFields<'a> {
+    /// One walk over `request`'s fields; same answers as [`check_host`],
+    /// [`connection_options`], [`parse_keep_alive`] and [`expectation`] separately.
+    pub fn scan(request: &Request<'a>) -> HeadFields<'a> {
+        let http11 = request.version() == m04_http10::Version::Http11;
+        let mut f = HeadFields {
+            host_count: 0,
+            host: None,
+            connection: ConnectionOptions::default(),
+            keep_alive_timeout: None,
+            expect: Expectation::None,
+        };
+        for (name, value) in request.headers() {
+            match name.len() {
+                4 if name.eq_ignore_ascii_case("host") => {
+                    f.host_count += 1;
+                    if f.host.is_none() {
+                        f.host = Some(value);
+                    }
+                }
+                6 if http11 && name.eq_ignore_ascii_case("expect") => {
+                    f.expect = if trim(value).eq_ignore_ascii_case(b"100-continue")
+                        && f.expect != Expectation::Unsupported
+                    {
+                        Expectation::Continue
+                    } else {
+                        Expectation::Unsupported
+                    };
+                }
+                10 if name.eq_ignore_ascii_case("connection") => {
+                    parse_connection_into(value, &mut f.connection);
+                }
+                10 if name.eq_ignore_ascii_case("keep-alive") => {
+                    if let Some(t) = parse_keep_alive(value).timeout {
+                        f.keep_alive_timeout = Some(f.keep_alive_timeout.map_or(t, |m| m.min(t)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        f
+    }
 }
 
 /// What `Expect` asks for (RFC 9110 §10.1.1).
@@ -348,6 +428,42 @@ mod tests {
         }
         for bad in [&b"user@h"[..], b"h/x", b"h h", b"h:8x", b"[::1", b"[zz]"] {
             assert!(!is_valid_host(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn test_head_fields_scan_agrees_with_separate_checks() {
+        use m04_http10::{Limits, Mode, Parser, Status};
+        let parser = Parser::new(Limits::default(), Mode::Strict).with_caller_framing();
+        let heads: [&[u8]; 8] = [
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            b"GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nKeep-Alive: timeout=9\r\nkeep-alive: timeout=3, max=2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nConnection: close, x\r\nContent-Length: 1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nExpect: other\r\nContent-Length: 1\r\n\r\n",
+        ];
+        for head in heads {
+            let Ok(Status::Complete(req)) = parser.parse(head) else {
+                panic!("{:?} does not parse", String::from_utf8_lossy(head));
+            };
+            let f = HeadFields::scan(&req);
+            let what = String::from_utf8_lossy(head);
+            assert_eq!(
+                check_host_fields(&req, f.host_count, f.host),
+                check_host(&req),
+                "{what}"
+            );
+            assert_eq!(f.connection, connection_options(&req), "{what}");
+            assert_eq!(f.expect, expectation(&req), "{what}");
+            let timeout = req
+                .headers()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("keep-alive"))
+                .filter_map(|(_, v)| parse_keep_alive(v).timeout)
+                .min();
+            assert_eq!(f.keep_alive_timeout, timeout, "{what}");
         }
     }
 }

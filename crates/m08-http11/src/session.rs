@@ -35,8 +35,8 @@ use m04_http10::{
 
 use crate::chunked::{ChunkError, ChunkLimits, ChunkedDecoder};
 use crate::headers::{
-    self, Expectation, HostError, TransferEncodingError, check_host, check_transfer_encoding,
-    connection_options, expectation,
+    Expectation, HeadFields, HostError, TransferEncodingError, check_host_fields,
+    check_transfer_encoding,
 };
 use crate::stats::{ConnStats, Http11Stats};
 
@@ -377,29 +377,26 @@ impl<S: Service> Http11Session<S> {
     /// The head checks of RFC 9112 beyond m04's syntax: Host, Transfer-Encoding, Expect,
     /// persistence.
     fn plan(&self, req: &Request<'_>) -> Result<Plan, RejectReason> {
-        check_host(req).map_err(RejectReason::Host)?;
+        let fields = HeadFields::scan(req);
+        check_host_fields(req, fields.host_count, fields.host).map_err(RejectReason::Host)?;
         let chunked = req.has_transfer_encoding();
         if chunked {
             check_transfer_encoding(req).map_err(RejectReason::TransferEncoding)?;
         }
         let length = usize::try_from(req.declared_length().unwrap_or(0))
             .map_err(|_| RejectReason::Parse(ParseError::BodyTooLarge))?;
-        let opts = connection_options(req);
+        let opts = fields.connection;
         let persistent = match req.version() {
             Version::Http11 => !opts.close,
             _ => opts.keep_alive && !opts.close,
         };
         let last = self.stats.requests + 1 >= self.config.max_requests;
-        let client_timeout = req
-            .headers()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|(_, v)| headers::parse_keep_alive(v).timeout)
-            .min();
+        let client_timeout = fields.keep_alive_timeout;
         Ok(Plan {
             chunked,
             length,
             keep_alive: persistent && !last && !self.draining,
-            expect: expectation(req),
+            expect: fields.expect,
             client_timeout,
         })
     }

@@ -8,6 +8,8 @@ use m04_http10::{Http10Factory, Limits};
 use m05_routing::RouterKind;
 use m06_thread_pool::{PoolServer, PoolServerConfig};
 use m08_http11::{Http11Config, Http11Factory};
+use m09_event_loop::LoopSnapshot;
+use m10_multi_loop::{MultiConfig, MultiLoopServer};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -104,11 +106,23 @@ struct ServeArgs {
     /// Log every request to stderr in Common Log Format.
     #[arg(long)]
     access_log: bool,
+
+    /// Server processes sharing the port (`--io epoll`): this one plus N−1 copies of itself,
+    /// every loop of every process with its own SO_REUSEPORT listener. One process may hold
+    /// at most RLIMIT_NOFILE connections; 100K connections need several.
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+
+    /// Do not pin event loops to CPUs (`--io epoll`; pinned by default, loop i on the i-th
+    /// CPU the process may use).
+    #[arg(long)]
+    no_pin: bool,
 }
 
-/// The I/O model `zyphos serve` uses when none is given. Until milestone 9's event loop, one
-/// thread per connection: a keep-alive connection would hold a pool worker for its whole life.
-const DEFAULT_IO: Io = Io::Threads;
+/// The I/O model `zyphos serve` uses when none is given: event loops, one per CPU the process
+/// may use (milestones 9 and 10). An idle keep-alive connection costs a table entry, not a
+/// thread.
+const DEFAULT_IO: Io = Io::Epoll;
 /// The protocol `zyphos serve` speaks when none is given: the newest built HTTP core.
 const DEFAULT_PROTO: Proto = Proto::Http11;
 
@@ -198,6 +212,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             router: RouterChoice::Prefix,
             root: None,
             access_log: false,
+            processes: 1,
+            no_pin: false,
         })
     });
     match command {
@@ -224,7 +240,7 @@ fn echo(args: Vec<String>) -> Result<ExitCode> {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let built_io = matches!(args.io, Io::Threads | Io::Pool);
+    let built_io = matches!(args.io, Io::Threads | Io::Pool | Io::Epoll);
     let built_proto = matches!(args.proto, Proto::Echo | Proto::Http10 | Proto::Http11);
     if !(built_io && built_proto) {
         let mut missing = Vec::new();
@@ -260,6 +276,20 @@ fn serve(args: ServeArgs) -> Result<()> {
                     .with_context(|| format!("binding {}", args.listen))?,
             )
         }
+        Io::Epoll => {
+            let mut config = MultiConfig::new(args.listen);
+            if let Some(workers) = args.workers {
+                if workers == 0 {
+                    bail!("--workers must be at least 1");
+                }
+                config.loops = workers;
+            }
+            config.pin = !args.no_pin;
+            Driver::Epoll(
+                MultiLoopServer::bind(config)
+                    .with_context(|| format!("binding {}", args.listen))?,
+            )
+        }
         _ => {
             let mut config = PoolServerConfig::new(args.listen);
             config.server = server_config(args.listen);
@@ -275,6 +305,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
     };
     let addr = driver.local_addr();
+    if args.processes == 0 {
+        bail!("--processes must be at least 1");
+    }
+    if args.processes > 1 && args.io != Io::Epoll {
+        bail!("--processes applies to `--io epoll` (SO_REUSEPORT listeners)");
+    }
+    // The other processes join this one's port (its listeners are bound already).
+    let children = spawn_copies(&args, addr)?;
     // First stdout line: the bound address (port 0 picks one), for scripts and tests.
     println!("{addr}");
     driver
@@ -292,10 +330,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             let root = args.root.clone().unwrap_or_else(site::default_root);
             let proto = value_name(args.proto);
             let router = site::router(site::SiteOptions {
-                io: if args.io == Io::Threads {
-                    "threads"
-                } else {
-                    "pool"
+                io: match args.io {
+                    Io::Threads => "threads",
+                    Io::Pool => "pool",
+                    _ => "epoll",
                 },
                 proto: if args.proto == Proto::Http11 {
                     "http1.1"
@@ -324,16 +362,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         Proto::H2c => unreachable!("refused above: not built"),
     };
-    eprintln!(
-        "zyphos: stopped after {:.3} s of shutdown{}; {} connection thread(s) not joined",
-        report.shutdown_s,
-        if report.forced {
-            " (grace period ran out, sockets forced shut)"
-        } else {
-            ""
-        },
-        report.unjoined,
-    );
+    eprintln!("zyphos: {report}");
+    stop_copies(children);
     Ok(())
 }
 
@@ -345,12 +375,36 @@ fn server_config(listen: SocketAddr) -> ThreadConfig {
     config
 }
 
-/// The blocking drivers built so far; both serve any session factory.
+/// The drivers built so far; each serves any session factory.
 enum Driver {
     /// One thread per connection (milestone 3).
     Threads(ThreadServer),
     /// Connections as tasks of a thread pool (milestone 6).
     Pool(PoolServer),
+    /// Event loops, one per core (milestones 9 and 10).
+    Epoll(MultiLoopServer),
+}
+
+/// How a driver's shutdown went, in one line.
+struct StopSummary(String);
+
+impl std::fmt::Display for StopSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn thread_summary(report: &ThreadReport) -> StopSummary {
+    StopSummary(format!(
+        "stopped after {:.3} s of shutdown{}; {} connection thread(s) not joined",
+        report.shutdown_s,
+        if report.forced {
+            " (grace period ran out, sockets forced shut)"
+        } else {
+            ""
+        },
+        report.unjoined,
+    ))
 }
 
 impl Driver {
@@ -358,6 +412,7 @@ impl Driver {
         match self {
             Driver::Threads(s) => s.local_addr(),
             Driver::Pool(s) => s.local_addr(),
+            Driver::Epoll(s) => s.local_addr(),
         }
     }
 
@@ -365,18 +420,30 @@ impl Driver {
         match self {
             Driver::Threads(s) => s.shutdown_handle(),
             Driver::Pool(s) => s.shutdown_handle(),
+            Driver::Epoll(s) => s.shutdown_handle(),
         }
     }
 
     /// What `/stats` shows: the driver's connection counters, the pool's (if any), syscalls.
     fn stats_source(&self) -> Arc<dyn Fn() -> serde_json::Value + Send + Sync> {
+        if let Driver::Epoll(s) = self {
+            let loops = s.stats();
+            return Arc::new(move || {
+                serde_json::json!({
+                    "pid": std::process::id(),
+                    "driver": loops.merged(),
+                    "loops": loops.per_loop(),
+                })
+            });
+        }
         let connections = match self {
             Driver::Threads(s) => s.stats(),
             Driver::Pool(s) => s.stats(),
+            Driver::Epoll(_) => unreachable!("answered above"),
         };
         let pool = match self {
-            Driver::Threads(_) => None,
             Driver::Pool(s) => Some(s.pool_stats()),
+            _ => None,
         };
         Arc::new(move || {
             serde_json::json!({
@@ -387,18 +454,102 @@ impl Driver {
         })
     }
 
-    fn run<F: SessionFactory>(self, factory: Arc<F>) -> Result<ThreadReport> {
+    fn run<F: SessionFactory>(self, factory: Arc<F>) -> Result<StopSummary> {
         Ok(match self {
-            Driver::Threads(s) => s.run(factory)?,
+            Driver::Threads(s) => thread_summary(&s.run(factory)?),
+            Driver::Epoll(s) => {
+                let report = s.run(factory)?;
+                let loops: Vec<_> = report.loops.iter().map(|l| l.event_loop.clone()).collect();
+                let merged = LoopSnapshot::merged(&loops);
+                let failed: Vec<String> = report
+                    .loops
+                    .iter()
+                    .filter_map(|l| l.error.as_ref().map(|e| format!("loop {}: {e}", l.index)))
+                    .collect();
+                StopSummary(format!(
+                    "stopped after {:.3} s of shutdown; {} connection(s) forced shut; {} loop(s), {} accepted, {} blocked iteration(s){}",
+                    report.shutdown_s,
+                    report.forced,
+                    report.loops.len(),
+                    merged.accepted,
+                    merged.blocked_iterations,
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; failed: {}", failed.join(", "))
+                    },
+                ))
+            }
             Driver::Pool(s) => {
                 let report = s.run(factory)?;
                 let unaccounted = report.pool.unaccounted();
                 if unaccounted != 0 {
                     bail!("the pool lost track of {unaccounted} connection task(s) at shutdown");
                 }
-                report.server
+                thread_summary(&report.server)
             }
         })
+    }
+}
+
+/// Starts `args.processes − 1` copies of this server on `addr` (they join its SO_REUSEPORT
+/// group) and waits until each prints its address.
+fn spawn_copies(args: &ServeArgs, addr: SocketAddr) -> Result<Vec<std::process::Child>> {
+    use std::io::BufRead;
+    let mut children = Vec::new();
+    if args.processes <= 1 {
+        return Ok(children);
+    }
+    let exe = std::env::current_exe().context("locating the zyphos executable")?;
+    for i in 1..args.processes {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.arg("serve")
+            .args(["--listen", &addr.to_string()])
+            .args(["--io", "epoll", "--proto", &value_name(args.proto)])
+            .args(["--router", &value_name(args.router)])
+            .args(["--processes", "1"])
+            .stdout(std::process::Stdio::piped());
+        if args.no_pin {
+            cmd.arg("--no-pin");
+        }
+        if let Some(w) = args.workers {
+            cmd.args(["--workers", &w.to_string()]);
+        }
+        if let Some(root) = &args.root {
+            cmd.arg("--root").arg(root);
+        }
+        if args.access_log {
+            cmd.arg("--access-log");
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting server process {i}"))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        if line.trim() != addr.to_string() {
+            let _ = child.kill();
+            bail!(
+                "server process {i} did not start on {addr} (said {:?})",
+                line.trim()
+            );
+        }
+        children.push(child);
+    }
+    Ok(children)
+}
+
+/// Asks the copies to stop (SIGTERM, their graceful path) and waits for them.
+fn stop_copies(children: Vec<std::process::Child>) {
+    for mut child in children {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = child.wait();
     }
 }
 

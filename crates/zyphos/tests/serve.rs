@@ -1,4 +1,4 @@
-//! `zyphos serve` as a user runs it: the default stack (one thread per connection, HTTP/1.0, the
+//! `zyphos serve` as a user runs it: the default stack (event loops, HTTP/1.1, the
 //! lab site) on a free port, spoken to over real sockets, stopped with SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -139,8 +139,9 @@ fn test_http10_serve_answers_the_lab_site() {
     let (head, body) = split(&server.exchange(b"GET /stats HTTP/1.0\r\n\r\n"));
     assert!(head.contains("application/json"), "{head}");
     let stats: serde_json::Value = serde_json::from_slice(&body).expect("/stats is JSON");
+    // The default driver is the event loops: their counters, loop by loop.
     assert!(
-        stats.get("driver").is_some() && stats.get("syscalls").is_some(),
+        stats.get("driver").is_some() && stats.get("loops").is_some(),
         "{stats}"
     );
 
@@ -314,6 +315,81 @@ fn test_browser_like_requests_get_the_page_its_stylesheet_and_a_404() {
         if status == "200" {
             assert!(!body.is_empty(), "{path} has a body");
         }
+    }
+    server.stop();
+}
+
+/// `GET /stats` on a new connection, parsed.
+fn stats(addr: &str) -> serde_json::Value {
+    let mut conn = TcpStream::connect(addr).expect("connects");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    conn.write_all(b"GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("sends");
+    let (_, body) = read_response(&mut conn);
+    serde_json::from_slice(&body).expect("/stats is JSON")
+}
+
+#[test]
+fn test_default_serve_runs_event_loops_one_per_allowed_cpu() {
+    let server = Server::start(&[]);
+    // The address is printed once the listeners are bound; loops pin themselves as they start.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut s = stats(&server.addr);
+    while s["loops"]
+        .as_array()
+        .is_some_and(|l| l.iter().any(|l| l["alive"] != true))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        s = stats(&server.addr);
+    }
+    let loops = s["loops"].as_array().expect("per-loop statistics");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(loops.len(), cpus, "one loop per CPU by default: {s}");
+    for l in loops {
+        assert!(
+            l["cpu"].as_i64().unwrap_or(-1) >= 0,
+            "pinned by default: {l}"
+        );
+    }
+    assert!(s["driver"]["accepted"].as_u64().unwrap_or(0) >= 1, "{s}");
+    let stderr = server.stop();
+    assert!(stderr.contains("--io epoll"), "{stderr}");
+}
+
+#[test]
+fn test_serve_processes_share_the_port_and_stop_together() {
+    let server = Server::start(&["--io", "epoll", "--workers", "1", "--processes", "2"]);
+    // SO_REUSEPORT spreads connections by their source port: both processes answer soon.
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        pids.insert(stats(&server.addr)["pid"].as_u64().expect("pid"));
+        if pids.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(pids.len(), 2, "two server processes answered: {pids:?}");
+    let stderr = server.stop();
+    assert_eq!(
+        stderr.matches("stopped after").count(),
+        2,
+        "both processes stop gracefully:\n{stderr}"
+    );
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "process {pid} still running"
+        );
+    }
+}
+
+#[test]
+fn test_serve_epoll_no_pin_leaves_loops_unpinned() {
+    let server = Server::start(&["--io", "epoll", "--workers", "2", "--no-pin"]);
+    let s = stats(&server.addr);
+    for l in s["loops"].as_array().expect("loops") {
+        assert_eq!(l["cpu"].as_i64(), Some(-1), "{l}");
     }
     server.stop();
 }

@@ -271,6 +271,22 @@ impl Drop for Wake {
 }
 
 impl ShutdownHandle {
+    /// A fresh handle and the read end of its wake pipe (non-blocking), for drivers that wait
+    /// on the pipe themselves (milestone 9's event loops register it with epoll).
+    pub fn with_wake_pipe() -> io::Result<(ShutdownHandle, OwnedFd)> {
+        let (wake_read, wake_write) = sys::pipe_nonblocking()?;
+        Ok((
+            ShutdownHandle {
+                inner: Arc::new(Wake {
+                    requested: AtomicBool::new(false),
+                    write: wake_write,
+                    signal_base: AtomicU64::new(u64::MAX),
+                }),
+            },
+            wake_read,
+        ))
+    }
+
     /// Requests a graceful shutdown (wakes the acceptor through its self-pipe).
     pub fn shutdown(&self) {
         self.inner.requested.store(true, Ordering::SeqCst);
@@ -348,7 +364,7 @@ impl ThreadServer {
         sys::bind(listener.as_fd(), &config.listen)?;
         sys::listen(listener.as_fd(), config.backlog)?;
         let local_addr = sys::getsockname(listener.as_fd())?;
-        let (wake_read, wake_write) = sys::pipe_nonblocking()?;
+        let (handle, wake_read) = ShutdownHandle::with_wake_pipe()?;
         let logger = Logger::start(config.log.clone())?;
         let logger_guard = logger.clone();
         logger.info(format_args!(
@@ -360,13 +376,7 @@ impl ThreadServer {
         Ok(ThreadServer {
             listener,
             wake_read,
-            handle: ShutdownHandle {
-                inner: Arc::new(Wake {
-                    requested: AtomicBool::new(false),
-                    write: wake_write,
-                    signal_base: AtomicU64::new(u64::MAX),
-                }),
-            },
+            handle,
             shared: Arc::new(Shared {
                 config,
                 counters: Counters::default(),
