@@ -44,8 +44,11 @@ pub(crate) const MAX_ERROR_FRACTION: f64 = 0.01;
 /// How long a zyphos server may take to start accepting.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The zyphos arguments used when `--zyphos-args` is not given.
-pub(crate) const DEFAULT_ZYPHOS_ARGS: &str = "serve --io epoll --workers 1 --proto http1.1";
+/// The zyphos arguments used when `--zyphos-args` is not given: issue 6's server (one epoll
+/// loop), keeping connections for the whole run as `benches/peers/nginx.conf` does
+/// (`keepalive_requests 100000000`).
+pub(crate) const DEFAULT_ZYPHOS_ARGS: &str =
+    "serve --io epoll --workers 1 --proto http1.1 --keepalive-requests 100000000";
 
 /// The load tools, in the order they run within a round.
 pub(crate) const DEFAULT_TOOLS: &str = "zyphos-load,wrk";
@@ -1661,8 +1664,8 @@ mod tests {
         };
         assert_eq!(
             command_line(&opts),
-            "cargo xtask race --zyphos-args 'serve --io epoll --workers 1 --proto http1.1' --scenarios \
-             plaintext-close --rounds 2 --duration 3 --tools zyphos-load,wrk --out race \
+            "cargo xtask race --zyphos-args 'serve --io epoll --workers 1 --proto http1.1 \
+             --keepalive-requests 100000000' --scenarios plaintext-close --rounds 2 --duration 3 --tools zyphos-load,wrk --out race \
              --require 1.3 --syscall-seconds 2"
         );
     }

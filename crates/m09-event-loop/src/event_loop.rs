@@ -179,6 +179,8 @@ pub struct EventLoop<F: SessionFactory, R: Reactor = EpollReactor> {
     events: Vec<Event>,
     ready: Vec<Token>,
     ready_next: Vec<Token>,
+    /// Listeners whose backlog was not drained (edge-triggered reactors only).
+    accept_next: Vec<usize>,
     user_events: Vec<u64>,
     scratch: Box<[u8]>,
     /// Buffers for unconsumed input (milestone 7's pool).
@@ -237,6 +239,7 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
             events: Vec::with_capacity(config.max_events),
             ready: Vec::new(),
             ready_next: Vec::new(),
+            accept_next: Vec::new(),
             user_events: Vec::new(),
             scratch: vec![0u8; config.read_buffer].into_boxed_slice(),
             pool: BufferPool::new(PoolConfig::new(config.stash_buffer, config.stash_buffers))
@@ -361,6 +364,9 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
         }
         self.ready = ready;
 
+        for index in std::mem::take(&mut self.accept_next) {
+            self.accept_batch(index, start);
+        }
         for ev in events.iter() {
             self.dispatch(ev, start);
         }
@@ -413,7 +419,7 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
     }
 
     fn wait_timeout(&self, now: Instant, cap: Option<Duration>) -> Option<Duration> {
-        if !self.ready_next.is_empty() {
+        if !self.ready_next.is_empty() || !self.accept_next.is_empty() {
             return Some(Duration::ZERO);
         }
         let timer = self
@@ -439,12 +445,19 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
 
     fn accept_batch(&mut self, index: usize, now: Instant) {
         self.stats.accept_batches.incr();
-        for _ in 0..self.config.accept_batch {
+        for round in 0..self.config.accept_batch {
             let Some(Some(listener)) = self.listeners.get(index) else {
                 return;
             };
             match sys::accept_nonblocking(listener.as_fd()) {
-                Ok((fd, peer)) => self.adopt_accepted(fd, peer, now),
+                Ok((fd, peer)) => {
+                    self.adopt_accepted(fd, peer, now);
+                    if round + 1 == self.config.accept_batch && self.reactor.forces_edge() {
+                        // Edge-triggered listener (mio): the backlog may hold more, and no new
+                        // edge will say so. Come back next turn.
+                        self.accept_next.push(index);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e)
                     if e.kind() == io::ErrorKind::Interrupted

@@ -113,6 +113,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1)]
     processes: usize,
 
+    /// Requests answered on one HTTP/1.1 connection before it is closed (`Connection: close`
+    /// on the last), like nginx's `keepalive_requests` (default 1000, as nginx's).
+    #[arg(long, default_value_t = DEFAULT_KEEPALIVE_REQUESTS)]
+    keepalive_requests: u64,
+
     /// Do not pin event loops to CPUs (`--io epoll`; pinned by default, loop i on the i-th
     /// CPU the process may use).
     #[arg(long)]
@@ -123,6 +128,9 @@ struct ServeArgs {
 /// may use (milestones 9 and 10). An idle keep-alive connection costs a table entry, not a
 /// thread.
 const DEFAULT_IO: Io = Io::Epoll;
+/// Requests per HTTP/1.1 connection by default: m08's (and nginx's) 1000.
+const DEFAULT_KEEPALIVE_REQUESTS: u64 = 1000;
+
 /// The protocol `zyphos serve` speaks when none is given: the newest built HTTP core.
 const DEFAULT_PROTO: Proto = Proto::Http11;
 
@@ -214,6 +222,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             access_log: false,
             processes: 1,
             no_pin: false,
+            keepalive_requests: DEFAULT_KEEPALIVE_REQUESTS,
         })
     });
     match command {
@@ -352,9 +361,15 @@ fn serve(args: ServeArgs) -> Result<()> {
             );
             let service = Arc::new(router);
             if args.proto == Proto::Http11 {
+                if args.keepalive_requests == 0 {
+                    bail!("--keepalive-requests must be at least 1");
+                }
                 driver.run(Arc::new(Http11Factory::new(
                     service,
-                    Http11Config::default(),
+                    Http11Config {
+                        max_requests: args.keepalive_requests,
+                        ..Http11Config::default()
+                    },
                 )))?
             } else {
                 driver.run(Arc::new(Http10Factory::new(service, Limits::default())))?
@@ -508,6 +523,7 @@ fn spawn_copies(args: &ServeArgs, addr: SocketAddr) -> Result<Vec<std::process::
             .args(["--io", "epoll", "--proto", &value_name(args.proto)])
             .args(["--router", &value_name(args.router)])
             .args(["--processes", "1"])
+            .args(["--keepalive-requests", &args.keepalive_requests.to_string()])
             .stdout(std::process::Stdio::piped());
         if args.no_pin {
             cmd.arg("--no-pin");
