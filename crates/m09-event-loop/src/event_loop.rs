@@ -745,14 +745,22 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
         let conn = slots.get_mut(token.index())?.conn.as_mut()?;
         let mut blocked = false;
         // Flush; whenever the output drains, offer the unconsumed input again (rule 1).
-        for _ in 0..64 {
+        let mut budget_spent = false;
+        for _ in 0..4 {
             match flush(conn, stats) {
                 Err(_) => return Some(CloseReason::IoError),
-                Ok(false) => {
+                Ok(Flushed::Blocked) => {
                     blocked = true;
                     break;
                 }
-                Ok(true) => {}
+                Ok(Flushed::Budget) => {
+                    // More output keeps coming (a deep pipeline): give the others a turn and
+                    // continue next turn (level: EPOLLOUT reports at once; edge: ready list).
+                    blocked = true;
+                    budget_spent = true;
+                    break;
+                }
+                Ok(Flushed::Drained) => {}
             }
             if conn.stash.is_empty() || conn.session.state() != SessionState::Open {
                 break;
@@ -784,8 +792,9 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
             return Some(CloseReason::PeerClosed);
         }
         if mode.trigger == Trigger::Edge && !mode.oneshot {
-            // Registered once for both; resume a read paused at the input limit ourselves.
-            if want_read && conn.read_paused {
+            // Registered once for both: no edge will come for a paused read or for output
+            // left by the send budget on a writable socket; come back by ourselves.
+            if (want_read && conn.read_paused) || budget_spent {
                 conn.read_paused = false;
                 ready_next.push(token);
             }
@@ -900,12 +909,27 @@ fn feed<S: Session>(
     }
 }
 
-/// Writes pending output until it drains (`Ok(true)`) or the socket is full (`Ok(false)`).
-fn flush<S: Session>(conn: &mut Conn<S>, stats: &LoopStats) -> io::Result<bool> {
-    loop {
+/// `send` calls one flush may make: the session may produce more output each time some was
+/// written (m08 answers the next pipelined requests), and one connection must not hold the loop.
+const SENDS_PER_FLUSH: usize = 8;
+
+/// How a flush ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flushed {
+    /// Nothing left to send.
+    Drained,
+    /// The socket buffer is full: wait for writability.
+    Blocked,
+    /// [`SENDS_PER_FLUSH`] sends made and there is still more: continue next turn.
+    Budget,
+}
+
+/// Writes pending output until it drains, the socket is full, or the send budget is spent.
+fn flush<S: Session>(conn: &mut Conn<S>, stats: &LoopStats) -> io::Result<Flushed> {
+    for _ in 0..SENDS_PER_FLUSH {
         let out = conn.session.pending_output();
         if out.is_empty() {
-            return Ok(true);
+            return Ok(Flushed::Drained);
         }
         let len = out.len();
         stats.writes.incr();
@@ -915,14 +939,19 @@ fn flush<S: Session>(conn: &mut Conn<S>, stats: &LoopStats) -> io::Result<bool> 
                 conn.session.consume_output(n);
                 if n < len {
                     // The socket buffer is full: wait for writability.
-                    return Ok(false);
+                    return Ok(Flushed::Blocked);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(if conn.session.pending_output().is_empty() {
+        Flushed::Drained
+    } else {
+        Flushed::Budget
+    })
 }
 
 #[cfg(test)]
