@@ -385,13 +385,13 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
                     .is_none_or(|t| end - t >= Duration::from_secs(1))
             {
                 self.last_blocked_log = Some(end);
-                eprintln!(
+                log_line(format_args!(
                     "zyphos event loop (tid {}): iteration took {:.1} ms (budget {:.1} ms); {} blocked so far",
                     self.stats.tid.get(),
                     took.as_secs_f64() * 1e3,
                     self.config.iteration_budget.as_secs_f64() * 1e3,
                     self.stats.blocked_iterations.get()
-                );
+                ));
             }
         }
         if end - self.last_cpu_sample >= Duration::from_millis(100) {
@@ -889,6 +889,18 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
         }
         tokens.len()
     }
+}
+
+/// Writes one line to stderr with a single `write(2)` from a stack buffer: no allocation and
+/// not std's stderr lock (two loops logging at once must not contend on a mutex).
+fn log_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut buf = [0u8; 256];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = cursor.write_fmt(args);
+    let _ = cursor.write_all(b"\n");
+    let n = cursor.position() as usize;
+    sys::write_stderr(&buf[..n]);
 }
 
 /// Hands new bytes to the session (after any unconsumed ones) and keeps what it left.

@@ -174,6 +174,12 @@ pub fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<u64> {
     }
 }
 
+/// One `write(2)` to stderr (best effort: a log line, not data).
+pub fn write_stderr(buf: &[u8]) {
+    // SAFETY: `buf` is valid for reads of its length; fd 2 is the process's stderr.
+    let _ = unsafe { libc::write(2, buf.as_ptr().cast(), buf.len()) };
+}
+
 /// Drains a non-blocking pipe or socket into a scratch buffer until it would block.
 pub fn drain(fd: BorrowedFd<'_>) {
     let mut buf = [0u8; 64];
