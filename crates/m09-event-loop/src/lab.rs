@@ -291,13 +291,13 @@ impl ServerChild {
         proc_status_kib(self.pid(), "VmRSS:")
     }
 
-    /// SIGTERM, then wait (SIGKILL after 10 s).
+    /// SIGTERM, then wait (SIGKILL after 15 s).
     pub fn stop(mut self) -> io::Result<()> {
         let pid = self.child.id();
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
                 return Ok(());
@@ -310,8 +310,20 @@ impl ServerChild {
 }
 
 impl Drop for ServerChild {
+    /// SIGTERM first (a `zyphos serve --processes N` stops its copies on that path), SIGKILL
+    /// after 5 s.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -2,13 +2,11 @@
 //! [`MultiLoopServer`] started on its own threads with its control surface kept, the HTTP/1.1
 //! lab factory, and small statistics helpers. Socket and process helpers come from m09's lab.
 
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
-use std::time::Instant;
 
 use m03_thread_per_conn::{Session, SessionFactory, ShutdownHandle};
 use m08_http11::{Http11Config, Http11Factory};
@@ -170,86 +168,11 @@ pub fn median(xs: &[f64]) -> f64 {
     }
 }
 
-/// `zyphos serve --listen 127.0.0.1:0 ARGS…` as a child process (release build; stderr
-/// discarded). Copies started by `--processes` are its children.
-#[derive(Debug)]
-pub struct Zyphos {
-    child: Child,
-    /// Where it listens.
-    pub addr: SocketAddr,
-}
-
-impl Zyphos {
-    /// Starts it and reads the address it prints first.
-    pub fn spawn(args: &[&str]) -> io::Result<Zyphos> {
-        let bin = release_binary("zyphos", "zyphos")?;
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
-        Zyphos::start(cmd)
-    }
-
-    /// Starts `cmd` (a `zyphos serve` command line, possibly wrapped, e.g. by strace).
-    pub fn start(mut cmd: Command) -> io::Result<Zyphos> {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .ok_or_else(|| io::Error::other("no stdout"))?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        match line.trim().parse() {
-            Ok(addr) => Ok(Zyphos { child, addr }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("zyphos printed {line:?}, not an address"),
-                ))
-            }
-        }
-    }
-
-    /// The process id (of the child we started: under strace, strace's).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then wait (SIGKILL after 15 s).
-    pub fn stop(mut self) -> io::Result<()> {
-        signal_term(self.child.id());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        self.child.wait().map(drop)
-    }
-}
-
-impl Drop for Zyphos {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            signal_term(self.child.id());
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+/// `zyphos serve --listen 127.0.0.1:0 ARGS…` as a child process: m09's [`ServerChild`]
+/// (SIGTERM on stop and drop, so the copies a `--processes` server started stop too).
+///
+/// [`ServerChild`]: m09_event_loop::lab::ServerChild
+pub use m09_event_loop::lab::ServerChild as Zyphos;
 
 /// Sends SIGTERM to `pid`.
 pub fn signal_term(pid: u32) {
