@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use m10_multi_loop::lab::{
     Zyphos, children_of, load, num, print_measured, process_threads, release_binary, run_main,
-    wait_until,
+    signal_term, wait_until,
 };
 
 const REQUESTS: u64 = 1_000_000;
@@ -129,6 +129,9 @@ fn main() -> std::process::ExitCode {
         for (tid, name) in process_threads(pid) {
             threads.entry(tid).or_insert(name);
         }
+        // SIGTERM to the server itself: strace, the process we started, would detach on it and
+        // leave the server running.
+        signal_term(pid);
         z.stop()?;
         let text = std::fs::read(&trace)?;
         let _ = std::fs::remove_file(&trace);
