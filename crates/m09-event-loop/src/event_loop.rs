@@ -330,7 +330,9 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
     /// Waits for events (at most `max_wait`, less if a timer is due) and handles them.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> io::Result<()> {
         let before = Instant::now();
-        let timeout = self.wait_timeout(before, max_wait);
+        // The wheel's next expiry, found once per turn (nothing is armed during the wait).
+        let next_timer = self.wheel.next_expiry();
+        let timeout = self.wait_timeout(before, next_timer, max_wait);
         let mut events = std::mem::take(&mut self.events);
         let n = match self
             .reactor
@@ -348,10 +350,7 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
         s.iterations.incr();
         s.batch_size.record(n as u64);
         s.events.add(n as u64);
-        let timer_due = self
-            .wheel
-            .next_expiry()
-            .is_some_and(|t| t <= self.floor_tick(start));
+        let timer_due = next_timer.is_some_and(|t| t <= self.floor_tick(start));
         if n == 0 && !timer_due && timeout.is_none_or(|t| start - before < t) {
             s.empty_wakeups.incr();
         }
@@ -418,14 +417,16 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
         }
     }
 
-    fn wait_timeout(&self, now: Instant, cap: Option<Duration>) -> Option<Duration> {
+    fn wait_timeout(
+        &self,
+        now: Instant,
+        next_timer: Option<u64>,
+        cap: Option<Duration>,
+    ) -> Option<Duration> {
         if !self.ready_next.is_empty() || !self.accept_next.is_empty() {
             return Some(Duration::ZERO);
         }
-        let timer = self
-            .wheel
-            .next_expiry()
-            .map(|t| self.wheel.instant_of(t).saturating_duration_since(now));
+        let timer = next_timer.map(|t| self.wheel.instant_of(t).saturating_duration_since(now));
         match (timer, cap) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
