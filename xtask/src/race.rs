@@ -417,6 +417,46 @@ pub(crate) struct RaceRun {
     pub(crate) errors: u64,
     /// The measurement (wrk's output converted; its p99.9 field carries wrk's max).
     pub(crate) report: Report,
+    /// How busy the server's and the load generator's CPUs were during the run (absent when
+    /// the two are not pinned or /proc/stat cannot be read).
+    pub(crate) cores: Option<CoreBusy>,
+}
+
+/// Busy share of the two pinned CPUs over one load run, from `/proc/stat` (every kind of
+/// time except idle and iowait, over all time; other processes' too, so a busy machine shows).
+/// It says who set the pace: a run whose load-generator core is near 100 % while the server's
+/// is not measured the generator's ceiling, not the server's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub(crate) struct CoreBusy {
+    /// The server's CPU, % busy.
+    pub(crate) server_pct: f64,
+    /// The load generator's CPU, % busy.
+    pub(crate) load_pct: f64,
+}
+
+/// (busy, total) jiffies of CPU `cpu` in a `/proc/stat` text.
+pub(crate) fn cpu_jiffies(stat: &str, cpu: usize) -> Option<(u64, u64)> {
+    let label = format!("cpu{cpu}");
+    let line = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label.as_str()))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    let total: u64 = fields.iter().take(8).sum();
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((total - idle, total))
+}
+
+/// % busy of `cpu` between two `/proc/stat` texts.
+pub(crate) fn busy_pct(before: &str, after: &str, cpu: usize) -> Option<f64> {
+    let (b0, t0) = cpu_jiffies(before, cpu)?;
+    let (b1, t1) = cpu_jiffies(after, cpu)?;
+    let total = t1.checked_sub(t0).filter(|&t| t > 0)?;
+    Some(100.0 * b1.saturating_sub(b0) as f64 / total as f64)
 }
 
 /// Medians of one server's runs.
@@ -432,6 +472,10 @@ pub(crate) struct SideMedians {
     pub(crate) errors: u64,
     /// Completed requests over all its runs.
     pub(crate) requests: u64,
+    /// Median % busy of the server's CPU during its runs.
+    pub(crate) median_server_core_pct: Option<f64>,
+    /// Median % busy of the load generator's CPU during its runs.
+    pub(crate) median_load_core_pct: Option<f64>,
 }
 
 /// The result of one (scenario, tool) pair.
@@ -467,7 +511,15 @@ pub(crate) fn side_medians(runs: &[&RaceRun], server: Server) -> SideMedians {
         ),
         errors: mine.iter().map(|r| r.errors).sum(),
         requests: mine.iter().map(|r| r.report.requests).sum(),
+        median_server_core_pct: core_median(&mine, |c| c.server_pct),
+        median_load_core_pct: core_median(&mine, |c| c.load_pct),
     }
+}
+
+/// Median of one [`CoreBusy`] field over the runs that have it (None if any run lacks it).
+fn core_median(runs: &[&&RaceRun], field: impl Fn(&CoreBusy) -> f64) -> Option<f64> {
+    let values: Option<Vec<f64>> = runs.iter().map(|r| r.cores.as_ref().map(&field)).collect();
+    values.filter(|v| !v.is_empty()).map(|v| median(&v))
 }
 
 /// Whether a side's errors stay under [`MAX_ERROR_FRACTION`] of its requests.
@@ -1110,6 +1162,7 @@ fn race_one(
     round: u32,
 ) -> Result<RaceRun> {
     let (running, addr, server_command) = setup.start(server)?;
+    let stat_before = std::fs::read_to_string("/proc/stat").ok();
     let (report, errors, load_command) = match tool {
         Tool::ZyphosLoad => {
             let (report, command) = setup.zyphos_load(s, addr, setup.duration_s)?;
@@ -1118,7 +1171,16 @@ fn race_one(
         }
         Tool::Wrk => setup.wrk(s, addr)?,
     };
+    let stat_after = std::fs::read_to_string("/proc/stat").ok();
     drop(running);
+    let cores = match (setup.server_cpu, setup.load_cpu, stat_before, stat_after) {
+        (Some(sc), Some(lc), Some(b), Some(a)) => Some(CoreBusy {
+            server_pct: busy_pct(&b, &a, sc).unwrap_or(f64::NAN),
+            load_pct: busy_pct(&b, &a, lc).unwrap_or(f64::NAN),
+        })
+        .filter(|c| c.server_pct.is_finite() && c.load_pct.is_finite()),
+        _ => None,
+    };
     Ok(RaceRun {
         scenario: s.name.to_string(),
         tool,
@@ -1128,6 +1190,7 @@ fn race_one(
         load_command,
         errors,
         report,
+        cores,
     })
 }
 
@@ -1204,8 +1267,51 @@ fn print_table(r: &RaceResults) {
         "(medians of {} rounds of {} s; wrk's p99 is its own estimate)",
         r.rounds, r.duration_s
     );
+    println!();
+    println!(
+        "{:<21} {:<12} {:>20} {:>20}  (median % busy during the load runs)",
+        "scenario", "tool", "nginx server/load", "zyphos server/load"
+    );
+    for s in &r.summaries {
+        println!(
+            "{:<21} {:<12} {:>20} {:>20}  {}",
+            s.scenario,
+            s.tool.name(),
+            cores_text(&s.nginx),
+            cores_text(&s.zyphos),
+            pace_note(&s.nginx, &s.zyphos)
+        );
+    }
     if r.syscalls.is_empty() {
         println!("syscalls per request: {}", r.syscalls_note);
+    }
+}
+
+fn cores_text(side: &SideMedians) -> String {
+    match (side.median_server_core_pct, side.median_load_core_pct) {
+        (Some(s), Some(l)) => format!("{s:.0}% / {l:.0}%"),
+        _ => "-".to_string(),
+    }
+}
+
+/// Above this % busy a core is taken as saturated (the rest is the scheduler's slack).
+pub(crate) const SATURATED_PCT: f64 = 95.0;
+
+/// Which side set the pace of zyphos's runs, when the cores say so.
+pub(crate) fn pace_note(nginx: &SideMedians, zyphos: &SideMedians) -> &'static str {
+    match (zyphos.median_server_core_pct, zyphos.median_load_core_pct) {
+        (Some(s), Some(l)) if l >= SATURATED_PCT && s < SATURATED_PCT => {
+            if nginx
+                .median_server_core_pct
+                .is_some_and(|n| n >= SATURATED_PCT)
+            {
+                "zyphos: load-generator bound (its core saturated, zyphos's not); nginx: server bound"
+            } else {
+                "zyphos: load-generator bound (its core saturated, zyphos's not)"
+            }
+        }
+        (Some(s), _) if s >= SATURATED_PCT => "zyphos: server bound",
+        _ => "",
     }
 }
 
@@ -1347,7 +1453,78 @@ mod tests {
                 },
                 ..Default::default()
             },
+            cores: None,
         }
+    }
+
+    const STAT_BEFORE: &str = "cpu  300 0 300 1000 0 0 100 0 0 0\n\
+        cpu0 100 0 200 500 0 0 50 0 0 0\n\
+        cpu1 200 0 100 500 0 0 50 0 0 0\n\
+        intr 1 2 3\n";
+    const STAT_AFTER: &str = "cpu  400 0 450 1050 0 0 150 0 0 0\n\
+        cpu0 120 0 260 510 10 0 60 0 0 0\n\
+        cpu1 280 0 190 540 0 0 90 0 0 0\n\
+        intr 1 2 3\n";
+
+    #[test]
+    fn test_cpu_jiffies_reads_one_cpu_line_and_not_the_total() {
+        // cpu0: busy = user+system+softirq = 350, total = 850.
+        assert_eq!(cpu_jiffies(STAT_BEFORE, 0), Some((350, 850)));
+        assert_eq!(cpu_jiffies(STAT_BEFORE, 1), Some((350, 850)));
+        assert_eq!(cpu_jiffies(STAT_BEFORE, 2), None);
+        assert_eq!(cpu_jiffies("cpu0 1 2 x\n", 0), None);
+    }
+
+    #[test]
+    fn test_busy_pct_counts_iowait_as_idle() {
+        // cpu0: busy +90 (20 user, 60 system, 10 softirq), idle +10, iowait +10: 90/110.
+        let p = busy_pct(STAT_BEFORE, STAT_AFTER, 0).expect("cpu0");
+        assert!((p - 100.0 * 90.0 / 110.0).abs() < 1e-9, "{p}");
+        // cpu1: busy +210, idle +40: 210/250.
+        let p = busy_pct(STAT_BEFORE, STAT_AFTER, 1).expect("cpu1");
+        assert!((p - 84.0).abs() < 1e-9, "{p}");
+        // No time passed: no figure rather than a division by zero.
+        assert_eq!(busy_pct(STAT_BEFORE, STAT_BEFORE, 0), None);
+    }
+
+    fn with_cores(mut r: RaceRun, server_pct: f64, load_pct: f64) -> RaceRun {
+        r.cores = Some(CoreBusy {
+            server_pct,
+            load_pct,
+        });
+        r
+    }
+
+    #[test]
+    fn test_pace_note_names_the_saturated_core() {
+        let t = Tool::Wrk;
+        let runs = vec![
+            with_cores(run("p", t, Server::Nginx, 80_000.0, 900.0, 0), 97.0, 90.0),
+            with_cores(run("p", t, Server::Zyphos, 95_000.0, 800.0, 0), 86.0, 99.0),
+        ];
+        let sums = summarize(&runs, 1.3);
+        assert_eq!(sums[0].nginx.median_server_core_pct, Some(97.0));
+        assert_eq!(sums[0].zyphos.median_load_core_pct, Some(99.0));
+        assert_eq!(
+            pace_note(&sums[0].nginx, &sums[0].zyphos),
+            "zyphos: load-generator bound (its core saturated, zyphos's not); nginx: server bound"
+        );
+        let runs = vec![
+            with_cores(run("p", t, Server::Nginx, 80_000.0, 900.0, 0), 97.0, 90.0),
+            with_cores(run("p", t, Server::Zyphos, 95_000.0, 800.0, 0), 99.0, 90.0),
+        ];
+        let sums = summarize(&runs, 1.3);
+        assert_eq!(
+            pace_note(&sums[0].nginx, &sums[0].zyphos),
+            "zyphos: server bound"
+        );
+        // A run without core figures leaves the medians (and the note) empty.
+        let runs = vec![
+            run("p", t, Server::Nginx, 80_000.0, 900.0, 0),
+            with_cores(run("p", t, Server::Zyphos, 95_000.0, 800.0, 0), 99.0, 90.0),
+        ];
+        let sums = summarize(&runs, 1.3);
+        assert_eq!(sums[0].nginx.median_server_core_pct, None);
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub use m08_http11::lab::{
     LabService, Table, filler, machine, print_json, print_measured, quick, round, run_main,
 };
 pub use m09_event_loop::lab::{
-    connect, http_get, load, num, proc_cpu_s, proc_status_kib, raise_nofile, read_http,
-    release_binary, wait_until,
+    connect, http_get, load, num, proc_cpu_s, proc_cpu_s_precise, proc_status_kib, raise_nofile,
+    read_http, release_binary, wait_until,
 };
 
 /// m08's HTTP/1.1 session over the lab service (m05's demo router plus `/bytes/N`,
