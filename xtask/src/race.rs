@@ -7,7 +7,10 @@
 //! (scenario, tool, server), the ratios zyphos / nginx (requests per second, p99 latency) and a
 //! verdict against issue 6's bar (zyphos at least 1.3x nginx's throughput *and* a lower p99).
 //! Optionally (`--syscall-seconds`, on by default when strace is installed) a separate short run
-//! per scenario and server under `strace -c -f` gives system calls per request.
+//! per scenario and server under `strace -c -f` gives system calls per request. Every run also
+//! records how busy the server's and the load generator's CPUs were (`/proc/stat`), so the table
+//! says which side set the pace: a ratio measured with the generator's core saturated and the
+//! server's not is the generator's ceiling, not the server's.
 //!
 //! Writes `docs/results/<out>.json` (machine, git revision, every command and run, medians,
 //! ratios, verdicts, syscall counts) and `docs/charts/<out>.svg` (grouped bars), and prints a
@@ -1297,20 +1300,23 @@ fn cores_text(side: &SideMedians) -> String {
 /// Above this % busy a core is taken as saturated (the rest is the scheduler's slack).
 pub(crate) const SATURATED_PCT: f64 = 95.0;
 
-/// Which side set the pace of zyphos's runs, when the cores say so.
+/// Which side set the pace of zyphos's runs, when the cores say so (and nginx's, when its
+/// server core was saturated).
 pub(crate) fn pace_note(nginx: &SideMedians, zyphos: &SideMedians) -> &'static str {
-    match (zyphos.median_server_core_pct, zyphos.median_load_core_pct) {
-        (Some(s), Some(l)) if l >= SATURATED_PCT && s < SATURATED_PCT => {
-            if nginx
-                .median_server_core_pct
-                .is_some_and(|n| n >= SATURATED_PCT)
-            {
-                "zyphos: load-generator bound (its core saturated, zyphos's not); nginx: server bound"
-            } else {
-                "zyphos: load-generator bound (its core saturated, zyphos's not)"
-            }
+    let saturated = |v: Option<f64>| v.map(|p| p >= SATURATED_PCT);
+    let nginx_server_bound = saturated(nginx.median_server_core_pct) == Some(true);
+    match (
+        saturated(zyphos.median_server_core_pct),
+        saturated(zyphos.median_load_core_pct),
+    ) {
+        (Some(false), Some(true)) if nginx_server_bound => {
+            "zyphos: load-generator bound (its core saturated, zyphos's not); nginx: server bound"
         }
-        (Some(s), _) if s >= SATURATED_PCT => "zyphos: server bound",
+        (Some(false), Some(true)) => {
+            "zyphos: load-generator bound (its core saturated, zyphos's not)"
+        }
+        (Some(true), Some(true)) => "zyphos: both cores saturated",
+        (Some(true), Some(false)) => "zyphos: server bound",
         _ => "",
     }
 }
