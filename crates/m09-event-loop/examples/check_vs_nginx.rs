@@ -100,12 +100,26 @@ fn main() -> std::process::ExitCode {
                 0.0
             };
             min = min.min(counted);
+            // Which core set the pace (median % busy of the server's / the generator's CPU).
+            let cores = |side: &str| {
+                let pct = |key: &str| {
+                    s.get(side)
+                        .and_then(|v| v.get(key))
+                        .and_then(|v| v.as_f64())
+                };
+                match (pct("median_server_core_pct"), pct("median_load_core_pct")) {
+                    (Some(a), Some(b)) => format!("{a:.0}/{b:.0}%"),
+                    _ => "not recorded".to_string(),
+                }
+            };
             parts.push(format!(
-                "{} / {}: {:.0} vs {:.0} rps = {ratio:.2}x, p99 {zp99:.0} vs {np99:.0} us{from} -> {counted:.2}",
+                "{} / {}: {:.0} vs {:.0} rps = {ratio:.2}x, p99 {zp99:.0} vs {np99:.0} us{from}, cores server/load zyphos {} nginx {} -> {counted:.2}",
                 s.get("scenario").and_then(|v| v.as_str()).unwrap_or("?"),
                 s.get("tool").and_then(|v| v.as_str()).unwrap_or("?"),
                 get(&["zyphos", "median_rps"]),
                 get(&["nginx", "median_rps"]),
+                cores("zyphos"),
+                cores("nginx"),
             ));
         }
         let detail = format!(
