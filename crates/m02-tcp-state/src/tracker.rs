@@ -325,6 +325,13 @@ impl Tracker {
                     && p[0].has(sys::POLLRDHUP)
                     && !p[0].has(sys::POLLERR)
                 {
+                    // Our FIN may have been acknowledged since the check above, by the very
+                    // segment that carried the peer's FIN or just before it: TCP takes a
+                    // segment's ACK before its FIN, so count the acknowledgement first
+                    // (FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT, not the simultaneous close's
+                    // FIN-WAIT-1 → CLOSING, which a FIN that does not acknowledge ours makes:
+                    // then SIOCOUTQ is still above 0 here).
+                    self.check_fin_acked(id, fd, now);
                     let _ = self.table.apply(id, Event::PeerFin, now);
                     self.check_fin_acked(id, fd, now);
                 }
