@@ -1176,14 +1176,13 @@ fn race_one(
     };
     let stat_after = std::fs::read_to_string("/proc/stat").ok();
     drop(running);
-    let cores = match (setup.server_cpu, setup.load_cpu, stat_before, stat_after) {
-        (Some(sc), Some(lc), Some(b), Some(a)) => Some(CoreBusy {
-            server_pct: busy_pct(&b, &a, sc).unwrap_or(f64::NAN),
-            load_pct: busy_pct(&b, &a, lc).unwrap_or(f64::NAN),
+    let cores = (|| {
+        let (before, after) = (stat_before?, stat_after?);
+        Some(CoreBusy {
+            server_pct: busy_pct(&before, &after, setup.server_cpu?)?,
+            load_pct: busy_pct(&before, &after, setup.load_cpu?)?,
         })
-        .filter(|c| c.server_pct.is_finite() && c.load_pct.is_finite()),
-        _ => None,
-    };
+    })();
     Ok(RaceRun {
         scenario: s.name.to_string(),
         tool,
