@@ -394,9 +394,11 @@ pub fn run_mix(mix: &[(Kind, usize)], workers: usize) -> io::Result<MixReport> {
             .failures
             .push("not every connection was released by the server".into());
     }
-    let mut lifes: Vec<Lifecycle> = Vec::with_capacity(total);
+    // Each server's records, tagged with which server (false: `a`, true: `b`, as
+    // `needs_idle_server` picks it).
+    let mut lifes: Vec<(bool, Lifecycle)> = Vec::with_capacity(total);
     let mut observed = std::collections::BTreeMap::new();
-    for srv in [&a, &b] {
+    for (on_b, srv) in [(false, &a), (true, &b)] {
         srv.with(|t| {
             let s = t.table().stats(Instant::now());
             report.samples += s.samples;
@@ -406,25 +408,28 @@ pub fn run_mix(mix: &[(Kind, usize)], workers: usize) -> io::Result<MixReport> {
             for (f, to, n) in s.matrix {
                 *observed.entry((f, to)).or_insert(0u64) += n;
             }
-            lifes.extend(t.table().lifecycles().iter().cloned());
+            lifes.extend(t.table().lifecycles().iter().map(|l| (on_b, l.clone())));
         });
     }
     report.observed = observed.into_iter().map(|((f, t), n)| (f, t, n)).collect();
     a.stop()?;
     b.stop()?;
-    // Pair client runs with server records: same peer address, in connection order (a port
-    // can be reused once its previous connection is gone).
-    let mut by_peer: std::collections::HashMap<SocketAddr, Vec<&Lifecycle>> =
+    // Pair client runs with server records: same server, same peer address, in connection
+    // order (a port can be reused once its previous connection is gone). The server is part of
+    // the key because one client port can be in use towards both servers at once (only the
+    // 4-tuple must be unique), and the two connections' orders need not agree.
+    let mut by_peer: std::collections::HashMap<(bool, SocketAddr), Vec<&Lifecycle>> =
         std::collections::HashMap::new();
-    for l in &lifes {
-        by_peer.entry(l.peer).or_default().push(l);
+    for (on_b, l) in &lifes {
+        by_peer.entry((*on_b, l.peer)).or_default().push(l);
     }
     for v in by_peer.values_mut() {
         v.sort_by_key(|l| l.released_ns - l.lifetime_ns);
     }
     let mut clients: Vec<&(usize, Instant, io::Result<Outcome>)> = results.iter().collect();
     clients.sort_by_key(|(_, at, _)| *at);
-    let mut used: std::collections::HashMap<SocketAddr, usize> = std::collections::HashMap::new();
+    let mut used: std::collections::HashMap<(bool, SocketAddr), usize> =
+        std::collections::HashMap::new();
     let mut per_kind: std::collections::BTreeMap<&'static str, (usize, usize)> =
         std::collections::BTreeMap::new();
     for (i, _, out) in clients {
@@ -434,8 +439,9 @@ pub fn run_mix(mix: &[(Kind, usize)], workers: usize) -> io::Result<MixReport> {
         let verdict = match out {
             Err(e) => Err(format!("{}: client failed: {e}", kind.name())),
             Ok(o) => {
-                let n = used.entry(o.client).or_insert(0);
-                let life = by_peer.get(&o.client).and_then(|v| v.get(*n));
+                let key = (kind.needs_idle_server(), o.client);
+                let n = used.entry(key).or_insert(0);
+                let life = by_peer.get(&key).and_then(|v| v.get(*n));
                 *n += 1;
                 match life {
                     None => Err(format!(
