@@ -171,6 +171,9 @@ pub struct EventLoop<F: SessionFactory, R: Reactor = EpollReactor> {
     reactor: R,
     mode: Mode,
     listeners: Vec<Option<OwnedFd>>,
+    /// Per listener: `TCP_NODELAY` is set on it, so the sockets it accepts inherit it (one
+    /// `setsockopt` per listener instead of one per connection).
+    listener_nodelay: Vec<bool>,
     slots: Vec<Slot<F::Session>>,
     free: Vec<usize>,
     open: usize,
@@ -231,6 +234,7 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
             factory,
             reactor,
             listeners: Vec::new(),
+            listener_nodelay: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
             open: 0,
@@ -302,6 +306,11 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
         };
         self.reactor
             .register(listener.as_raw_fd(), token, Interest::READ, mode)?;
+        // Accepted sockets inherit the listener's TCP_NODELAY (Linux and the BSDs copy it
+        // into the child socket), so set it once here; if that fails, each accepted socket
+        // gets its own setsockopt.
+        let nodelay = self.config.nodelay && sys::set_nodelay(listener.as_fd()).is_ok();
+        self.listener_nodelay.push(nodelay);
         self.listeners.push(Some(listener));
         Ok(())
     }
@@ -452,7 +461,8 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
             };
             match sys::accept_nonblocking(listener.as_fd()) {
                 Ok((fd, peer)) => {
-                    self.adopt_accepted(fd, peer, now);
+                    let inherited = self.listener_nodelay.get(index).copied() == Some(true);
+                    self.adopt_accepted(fd, peer, inherited, now);
                     if round + 1 == self.config.accept_batch && self.reactor.forces_edge() {
                         // Edge-triggered listener (mio): the backlog may hold more, and no new
                         // edge will say so. Come back next turn.
@@ -490,13 +500,20 @@ impl<F: SessionFactory, R: Reactor> EventLoop<F, R> {
         self.reserve_fd = std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
     }
 
-    fn adopt_accepted(&mut self, fd: OwnedFd, peer: SocketAddr, now: Instant) {
+    /// `nodelay_inherited`: the listener carries `TCP_NODELAY`, so `fd` already has it.
+    fn adopt_accepted(
+        &mut self,
+        fd: OwnedFd,
+        peer: SocketAddr,
+        nodelay_inherited: bool,
+        now: Instant,
+    ) {
         if self.shutting_down || self.open >= self.config.max_connections {
             let _ = sys::send(fd.as_fd(), self.factory.refusal());
             self.stats.refused.incr();
             return;
         }
-        if self.config.nodelay {
+        if self.config.nodelay && !nodelay_inherited {
             let _ = sys::set_nodelay(fd.as_fd());
         }
         let session = self.factory.new_session(peer, now);
@@ -982,6 +999,26 @@ mod tests {
         let (s, peer) = l.accept().expect("accept");
         s.set_nonblocking(true).expect("nonblocking");
         (c, OwnedFd::from(s), peer)
+    }
+
+    /// `add_listener` sets `TCP_NODELAY` once on the listener instead of on every accepted
+    /// socket: that relies on the kernel copying the option into the sockets it accepts.
+    #[test]
+    fn test_accepted_socket_inherits_listener_nodelay() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let plain = pair(&l).1;
+        assert!(
+            !socket2::SockRef::from(&plain)
+                .nodelay()
+                .expect("getsockopt")
+        );
+        sys::set_nodelay(l.as_fd()).expect("setsockopt on the listener");
+        let accepted = pair(&l).1;
+        assert!(
+            socket2::SockRef::from(&accepted)
+                .nodelay()
+                .expect("getsockopt")
+        );
     }
 
     #[test]

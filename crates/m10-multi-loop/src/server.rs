@@ -771,6 +771,9 @@ impl<F: SessionFactory> Acceptor<F> {
         {
             return;
         }
+        // Accepted sockets inherit the listener's TCP_NODELAY: one setsockopt here instead of
+        // one per connection (per connection only if this fails).
+        let nodelay_inherited = self.nodelay && sys::set_nodelay(self.listener.as_fd()).is_ok();
         let mut events = Vec::new();
         while !self.handle.is_shutdown() {
             if reactor
@@ -786,7 +789,7 @@ impl<F: SessionFactory> Acceptor<F> {
                 let Ok((fd, peer)) = sys::accept_nonblocking(self.listener.as_fd()) else {
                     break;
                 };
-                if self.nodelay {
+                if self.nodelay && !nodelay_inherited {
                     let _ = sys::set_nodelay(fd.as_fd());
                 }
                 let now = Instant::now();
