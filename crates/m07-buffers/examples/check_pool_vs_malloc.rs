@@ -14,7 +14,12 @@
 //! the loop's own cost (the same loop with no allocator, `floor`), the mutex-guarded
 //! SharedPool and the absolute times are in the detail. Each timed loop follows one untimed
 //! pass of the same pattern (page faults of first touches are not steady state).
+//!
+//! The detail also carries a yardstick, the same loop over a bare stack of free indices with
+//! no checks at all (`BareStack`): malloc's time over its time is the most any pool could
+//! score in this loop on this machine, so a shortfall can be told apart from slack.
 
+use std::cell::Cell;
 use std::hint::black_box;
 use std::mem::MaybeUninit;
 use std::time::Instant;
@@ -118,6 +123,80 @@ fn shared_ns(size: usize, idx: &[usize]) -> f64 {
     ns
 }
 
+/// The yardstick: the least a pool can do. A stack of free slot indices, no generation, no
+/// checks, no statistics, no debug features; the handle (pool, index, address) gives its slot
+/// back on drop. Not a usable pool (its addresses are computed, never dereferenced, and
+/// nothing stops a slot being pushed twice): it answers "how fast could any pool be in this
+/// loop", so the gap to [`BufferPool`] is the price of its guarantees and the gap to malloc
+/// is the ceiling of the 10x criterion on this machine.
+struct BareStack {
+    base: *const u8,
+    stride: usize,
+    free: Box<[Cell<u32>]>,
+    len: Cell<usize>,
+}
+
+struct BareBuf<'a> {
+    stack: &'a BareStack,
+    index: u32,
+    addr: *const u8,
+}
+
+impl BareStack {
+    fn new(slab: &[u8], stride: usize, count: usize) -> BareStack {
+        BareStack {
+            base: slab.as_ptr(),
+            stride,
+            free: (0..count as u32).rev().map(Cell::new).collect(),
+            len: Cell::new(count),
+        }
+    }
+
+    #[inline]
+    fn alloc(&self) -> Option<BareBuf<'_>> {
+        let n = self.len.get().checked_sub(1)?;
+        self.len.set(n);
+        let index = self.free[n].get();
+        Some(BareBuf {
+            stack: self,
+            index,
+            addr: self.base.wrapping_add(index as usize * self.stride),
+        })
+    }
+}
+
+impl Drop for BareBuf<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        let n = self.stack.len.get();
+        self.stack.free[n].set(self.index);
+        self.stack.len.set(n + 1);
+    }
+}
+
+fn bare_ns(size: usize, idx: &[usize]) -> f64 {
+    // The slab is never touched (the loop only lets addresses escape); it exists so that the
+    // addresses are real ones.
+    let stride = size.div_ceil(64) * 64;
+    let slab = vec![0u8; stride * LIVE];
+    let stack = BareStack::new(&slab, stride, LIVE);
+    let mut live: Vec<Option<_>> = (0..LIVE)
+        .map(|_| Some(stack.alloc().expect("slot")))
+        .collect();
+    let ns = churn!(
+        live,
+        idx,
+        match stack.alloc() {
+            Some(b) => b,
+            None => unreachable!("a slot was just freed"),
+        },
+        |b: &BareBuf<'_>| b.addr
+    );
+    drop(live);
+    drop(black_box(slab));
+    ns
+}
+
 /// A handle-sized value that is not `Copy` (so the loop drops it like the real handles).
 struct Token([usize; 3]);
 
@@ -145,7 +224,7 @@ fn main() -> std::process::ExitCode {
             // alternates), so a burst of load from elsewhere hits a round's pair together; the
             // ratio is taken per round, then the median over rounds.
             let (mut m, mut p, mut s, mut f) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut r, mut net) = (Vec::new(), Vec::new());
+            let (mut r, mut net, mut bare) = (Vec::new(), Vec::new(), Vec::new());
             for round in 0..ROUNDS {
                 let (mr, pr) = if round % 2 == 0 {
                     let mr = malloc_ns(size, &idx);
@@ -156,6 +235,7 @@ fn main() -> std::process::ExitCode {
                 };
                 let fr = floor_ns(&idx);
                 s.push(shared_ns(size, &idx));
+                bare.push(mr / bare_ns(size, &idx));
                 r.push(mr / pr);
                 net.push((mr - fr) / (pr - fr).max(0.05));
                 m.push(mr);
@@ -163,15 +243,16 @@ fn main() -> std::process::ExitCode {
                 f.push(fr);
             }
             let (m, p, s, f) = (median(m), median(p), median(s), median(f));
-            let (ratio, net) = (median(r), median(net));
+            let (ratio, net, bare) = (median(r), median(net), median(bare));
             eprintln!(
                 "{:>2} KiB: malloc {m:.1} ns/pair, pool {p:.1} ns, shared pool {s:.1} ns, \
-                 loop alone {f:.1} ns -> {ratio:.1}x ({net:.1}x net of the loop)",
+                 loop alone {f:.1} ns -> {ratio:.1}x ({net:.1}x net of the loop; a bare \
+                 index stack with no checks: {bare:.1}x)",
                 size / 1024
             );
             detail.push(format!(
                 "{} KiB: malloc {m:.1} ns, pool {p:.1} ns ({ratio:.1}x; {net:.1}x net of the \
-                 loop), mutex pool {s:.1} ns ({:.1}x)",
+                 loop), mutex pool {s:.1} ns ({:.1}x), bare index stack {bare:.1}x",
                 size / 1024,
                 m / s
             ));
