@@ -106,22 +106,44 @@ pub(crate) struct CompareResults {
     pub(crate) runs: Vec<CompareRun>,
 }
 
-/// The scenario both milestones can be measured with.
+/// Whether a server whose manifest says it speaks `protocol` can be loaded with `scenario`:
+/// its own protocol, and HTTP/1.0 for an HTTP/1.1 server (RFC 9112 §2.6: a server that speaks
+/// 1.1 must answer 1.0 requests, and milestone 8's core does, with 1.0 framing).
+fn speaks(protocol: &str, scenario: &str) -> bool {
+    protocol == scenario || (protocol == "http1.1" && scenario == "http1.0")
+}
+
+/// The scenario both milestones can be measured with: the requested one if both speak it;
+/// otherwise their protocol when it is the same, else the one scenario both speak (HTTP/1.0
+/// for an HTTP/1.0 server against an HTTP/1.1 one).
 pub(crate) fn shared_scenario(
     a: &Manifest,
     b: &Manifest,
     requested: Option<&str>,
 ) -> Result<String> {
-    if a.server.protocol != b.server.protocol {
-        bail!(
-            "milestone {} speaks {}, milestone {} speaks {}: no shared scenario",
-            a.number,
-            a.server.protocol,
-            b.number,
-            b.server.protocol
-        );
+    let (pa, pb) = (a.server.protocol.as_str(), b.server.protocol.as_str());
+    if let Some(s) = requested {
+        for (m, p) in [(a, pa), (b, pb)] {
+            if !speaks(p, s) {
+                bail!("milestone {} speaks {p}, not {s}", m.number);
+            }
+        }
+        return Ok(s.to_string());
     }
-    Ok(requested.unwrap_or(&a.server.protocol).to_string())
+    if pa == pb {
+        return Ok(pa.to_string());
+    }
+    match [pa, pb]
+        .into_iter()
+        .find(|&s| speaks(pa, s) && speaks(pb, s))
+    {
+        Some(s) => Ok(s.to_string()),
+        None => bail!(
+            "milestone {} speaks {pa}, milestone {} speaks {pb}: no shared scenario",
+            a.number,
+            b.number
+        ),
+    }
 }
 
 /// `[server] args` with `{listen}` and `{port}` filled in.
@@ -470,6 +492,34 @@ mod tests {
             shared_scenario(&m9, &m9, Some("http1.0")).ok(),
             Some("http1.0".to_string())
         );
+        let err = shared_scenario(&m9, &m9, Some("echo")).expect_err("http1.1 is not echo");
+        assert_eq!(
+            err.to_string(),
+            format!("milestone 9 speaks {}, not echo", m9.server.protocol)
+        );
+    }
+
+    #[test]
+    fn http11_server_measured_with_http10_against_http10_server() {
+        let root = project_root();
+        let m6 = manifest::find(&root, "6").expect("m06");
+        let m8 = manifest::find(&root, "8").expect("m08");
+        assert_eq!(
+            (m6.server.protocol.as_str(), m8.server.protocol.as_str()),
+            ("http1.0", "http1.1")
+        );
+        for (a, b) in [(&m6, &m8), (&m8, &m6)] {
+            assert_eq!(
+                shared_scenario(a, b, None).ok(),
+                Some("http1.0".to_string())
+            );
+            assert_eq!(
+                shared_scenario(a, b, Some("http1.0")).ok(),
+                Some("http1.0".to_string())
+            );
+            let err = shared_scenario(a, b, Some("http1.1")).expect_err("m06 has no keep-alive");
+            assert_eq!(err.to_string(), "milestone 6 speaks http1.0, not http1.1");
+        }
     }
 
     #[test]
