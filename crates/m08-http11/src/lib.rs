@@ -38,6 +38,8 @@ pub mod stats;
 pub mod sweep;
 
 #[doc(hidden)]
+pub mod fuzz;
+#[doc(hidden)]
 pub mod lab;
 
 pub use chunked::{ChunkError, ChunkLimits, ChunkedDecoder};

@@ -187,20 +187,29 @@ pub const REFUSAL_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: zyp
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Refines m04's verdict where HTTP/1.1 is stricter: the HTTP/2 preface is a 505, and a
-/// request line ending in a bare LF is a line-ending error (400), not HTTP/0.9 (505).
-fn classify(e: ParseError, input: &[u8]) -> RejectReason {
-    match e {
+/// request line ending in a bare LF or a bare CR is a line-ending error (400), not HTTP/0.9
+/// (505). `None`: the verdict depends on a byte that has not arrived yet (a CR last), so wait
+/// for it. The verdict must not depend on how far the input reaches beyond the line, or the
+/// same bytes would be answered 400 or 505 depending on how the network cut them (the fuzz
+/// target `http11_session` found exactly that when this looked for the first LF anywhere).
+fn classify(e: ParseError, input: &[u8]) -> Option<RejectReason> {
+    Some(match e {
         ParseError::UnknownMethod if input.starts_with(b"PRI * HTTP/2.0") => {
             RejectReason::Http2Preface
         }
-        ParseError::Http09 => match memchr::memchr(b'\n', input) {
-            Some(lf) if lf == 0 || input[lf - 1] != b'\r' => {
-                RejectReason::Parse(ParseError::BadLineEnding)
-            }
-            _ => RejectReason::Parse(e),
+        // m04 reports HTTP/0.9 at the first CR or LF after the target (neither can occur in
+        // a method or a target), so that is the line's end.
+        ParseError::Http09 => match memchr::memchr2(b'\r', b'\n', input) {
+            Some(end) if input[end] == b'\r' => match input.get(end + 1) {
+                Some(b'\n') => RejectReason::Parse(e),
+                Some(_) => RejectReason::Parse(ParseError::BadLineEnding),
+                None => return None,
+            },
+            Some(_) => RejectReason::Parse(ParseError::BadLineEnding),
+            None => RejectReason::Parse(e),
         },
         _ => RejectReason::Parse(e),
-    }
+    })
 }
 
 /// A body being read.
@@ -493,7 +502,9 @@ impl<S: Service> Http11Session<S> {
                     break;
                 }
                 Err(e) => {
-                    let reason = classify(e, input);
+                    let Some(reason) = classify(e, input) else {
+                        break;
+                    };
                     self.reject(now, reason, false);
                     start = inbox.len();
                     break;

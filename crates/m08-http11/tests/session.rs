@@ -560,3 +560,36 @@ fn test_large_response_backpressure_bounded_output() {
     }
     assert!(total > 500_000, "all five answered: {total}");
 }
+
+/// A request line that ends right after its target is HTTP/0.9 (505) only when it ends in
+/// CRLF; a bare LF or a bare CR is a line-ending error (400). The verdict must not depend on
+/// how the bytes were cut: the fuzz target `http11_session` found `GET t\r<junk>…\n` answered
+/// 400 when read whole (the first LF in the buffer was bare) and 505 when read in pieces that
+/// ended at the CR.
+#[test]
+fn test_request_line_ending_verdict_same_however_cut() {
+    let cases: [(&[u8], u16); 5] = [
+        (b"GET /x\r\n\r\n", 505),
+        (b"GET /x\nHost: h\n\n", 400),
+        (b"GET /x\rY\r\nHost: h\r\n\r\n", 400),
+        (b"GET http:;/a\r\xe0\xe0\xe0\n\r\nHTTP/1.1\r\n\r\n", 400),
+        (b"GET /x\r", 400),
+    ];
+    for (script, status) in cases {
+        for max_read in [usize::MAX, 1, 6, 7, 8] {
+            let (_, mut s) = recorder();
+            let faults = Faults {
+                max_read,
+                ..Faults::default()
+            };
+            let (out, close, _) = run(&mut s, script, faults);
+            assert_eq!(
+                statuses(&out),
+                vec![status],
+                "{:?} read {max_read} bytes at a time",
+                String::from_utf8_lossy(script)
+            );
+            assert_eq!(close, CloseReason::ProtocolError);
+        }
+    }
+}
