@@ -1,7 +1,7 @@
 //! Experiment: real peers against ThreadServer + Http11Factory + m05's demo router (lab routes
 //! added): curl (keep-alive reuse, chunked upload), Python's `http.client` (keep-alive,
 //! `encode_chunked`), wrk with benches/peers/pipeline.lua (pipelining), and the HTTP/1 request
-//! cases of shared/corpora/http1 (llhttp, strict mode) over a live socket. Fails naming
+//! cases of llhttp's test suite (tests/data/llhttp-requests.json, strict mode) over a live socket. Fails naming
 //! `cargo xtask setup` when a tool is missing, and when a peer case fails.
 
 use std::io::{Read, Write};
@@ -193,10 +193,10 @@ fn main() -> std::process::ExitCode {
         );
 
         // llhttp strict request cases over the socket.
-        let text = std::fs::read_to_string("/work/shared/corpora/http1/llhttp-requests.json")
-            .or_else(|_| {
-                std::fs::read_to_string(root.join("../shared/corpora/http1/llhttp-requests.json"))
-            })?;
+        // A copy with its provenance and license in tests/data/ (PROVENANCE.md).
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/llhttp-requests.json"),
+        )?;
         let doc: serde_json::Value = serde_json::from_str(&text).map_err(std::io::Error::other)?;
         let cases: Vec<&serde_json::Value> = doc
             .as_array()
