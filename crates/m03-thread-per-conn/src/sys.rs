@@ -11,6 +11,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io;
+#[cfg_attr(not(target_os = "linux"), allow(unused_imports))] // epoll is Linux's
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -190,6 +191,7 @@ pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
 /// Sets `RLIMIT_NPROC` (soft and hard) to `limit`: the user may then own at most `limit` tasks
 /// (threads count), and `clone` fails with `EAGAIN` beyond it, unless the caller is root.
 pub fn set_nproc_limit(limit: u64) -> io::Result<()> {
+    let limit = m01_raw_sockets::sys::process::rlim_from_u64(limit);
     let lim = libc::rlimit {
         rlim_cur: limit,
         rlim_max: limit,
@@ -212,6 +214,7 @@ pub struct Epoll {
     fd: OwnedFd,
 }
 
+#[cfg(target_os = "linux")]
 impl Epoll {
     /// `epoll_create1(EPOLL_CLOEXEC)`.
     pub fn new() -> io::Result<Epoll> {
@@ -258,5 +261,29 @@ impl Epoll {
             )
         })?;
         Ok(n as usize)
+    }
+}
+
+/// epoll is Linux's: elsewhere the thundering-herd experiment's epoll modes are refused.
+#[cfg(not(target_os = "linux"))]
+impl Epoll {
+    fn unsupported() -> io::Error {
+        io::Error::new(io::ErrorKind::Unsupported, "epoll is Linux-only")
+    }
+
+    /// Refused: epoll is Linux-only.
+    pub fn new() -> io::Result<Epoll> {
+        Err(Self::unsupported())
+    }
+
+    /// Refused: epoll is Linux-only.
+    pub fn add_readable(&self, _fd: BorrowedFd<'_>, _exclusive: bool) -> io::Result<()> {
+        let _ = &self.fd;
+        Err(Self::unsupported())
+    }
+
+    /// Refused: epoll is Linux-only.
+    pub fn wait(&self, _timeout: Duration) -> io::Result<usize> {
+        Err(Self::unsupported())
     }
 }

@@ -12,6 +12,7 @@
 #[cfg(miri)]
 use std::alloc::Layout;
 use std::io;
+#[cfg_attr(not(target_os = "linux"), allow(unused_imports))] // the raw calls are Linux's
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::time::Duration;
@@ -120,8 +121,30 @@ impl Region {
 
     #[cfg(not(miri))]
     fn map(len: usize, huge: HugePages, populate: bool) -> io::Result<Region> {
+        #[cfg(target_os = "linux")]
         let populate_flag = if populate { libc::MAP_POPULATE } else { 0 };
+        // No MAP_POPULATE elsewhere: the pages are touched once mapped (below).
+        #[cfg(not(target_os = "linux"))]
+        let populate_flag = 0;
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | populate_flag;
+        #[cfg(not(target_os = "linux"))]
+        if huge != HugePages::Off {
+            // MAP_HUGETLB and MADV_HUGEPAGE are Linux's: report the fallback, as Linux does
+            // when the kernel refuses them.
+            let len = round_up(len, PAGE_SIZE);
+            let ptr = mmap_anon(len, flags)?;
+            if populate {
+                prefault(ptr, len);
+            }
+            return Ok(Region {
+                ptr,
+                len,
+                backing: Backing::MmapFallback {
+                    errno: libc::EOPNOTSUPP,
+                },
+            });
+        }
+        #[cfg(target_os = "linux")]
         if huge == HugePages::Explicit {
             let huge_len = round_up(len, HUGE_PAGE_SIZE);
             match mmap_anon(huge_len, flags | libc::MAP_HUGETLB) {
@@ -146,7 +169,13 @@ impl Region {
         }
         let len = round_up(len, PAGE_SIZE);
         let ptr = mmap_anon(len, flags)?;
+        #[cfg(not(target_os = "linux"))]
+        if populate {
+            prefault(ptr, len);
+        }
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))] // THP is Linux's
         let mut backing = Backing::Mmap;
+        #[cfg(target_os = "linux")]
         if huge == HugePages::Transparent {
             // SAFETY: [ptr, ptr+len) is the mapping just created; madvise only changes how the
             // kernel backs it.
@@ -205,6 +234,16 @@ impl Region {
 }
 
 #[cfg(not(miri))]
+/// Touches every page of a fresh mapping (what `MAP_POPULATE` does on Linux).
+#[cfg(all(not(miri), not(target_os = "linux")))]
+fn prefault(ptr: NonNull<u8>, len: usize) {
+    for offset in (0..len).step_by(PAGE_SIZE) {
+        // SAFETY: offset < len: inside the mapping just created, which nothing else uses yet;
+        // writing the zero it already holds only makes the kernel back the page.
+        unsafe { ptr.as_ptr().add(offset).write_volatile(0) };
+    }
+}
+
 fn mmap_anon(len: usize, flags: libc::c_int) -> io::Result<NonNull<u8>> {
     // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
     // existing memory; the result is checked against MAP_FAILED.
@@ -251,16 +290,30 @@ pub fn sendfile(
     offset: &mut u64,
     count: usize,
 ) -> io::Result<usize> {
-    let mut off = libc::off_t::try_from(*offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond off_t"))?;
-    // SAFETY: both descriptors are borrowed (open for the call); `off` is a valid off_t the
-    // kernel reads and updates.
-    let n = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    #[cfg(target_os = "linux")]
+    {
+        let mut off = libc::off_t::try_from(*offset)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset beyond off_t"))?;
+        // SAFETY: both descriptors are borrowed (open for the call); `off` is a valid off_t
+        // the kernel reads and updates.
+        let n = unsafe { libc::sendfile(out.as_raw_fd(), file.as_raw_fd(), &mut off, count) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        *offset = off as u64;
+        Ok(n as usize)
     }
-    *offset = off as u64;
-    Ok(n as usize)
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (out, file, offset, count);
+        Err(linux_only("sendfile(2) with Linux's signature"))
+    }
+}
+
+/// The error of a Linux-only call on another system.
+#[cfg(not(target_os = "linux"))]
+fn linux_only(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, format!("{what} is Linux-only"))
 }
 
 /// Bytes a [`Pipe`] asks the kernel for by default (`F_SETPIPE_SZ`): 1 MiB, the unprivileged
@@ -281,31 +334,44 @@ pub struct Pipe {
 impl Pipe {
     /// A pipe with the default capacity (64 KiB).
     pub fn new() -> io::Result<Pipe> {
-        let mut fds = [0 as libc::c_int; 2];
-        // SAFETY: `fds` is valid for writes of two ints.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
+        #[cfg(target_os = "linux")]
+        {
+            let mut fds = [0 as libc::c_int; 2];
+            // SAFETY: `fds` is valid for writes of two ints.
+            if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
+            let (read, write) =
+                unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            Ok(Pipe {
+                read,
+                write,
+                capacity: 64 * 1024,
+            })
         }
-        // SAFETY: pipe2 succeeded: both descriptors are open and owned by nobody else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok(Pipe {
-            read,
-            write,
-            capacity: 64 * 1024,
-        })
+        // splice needs Linux; so does the pipe it is for.
+        #[cfg(not(target_os = "linux"))]
+        Err(linux_only("splice's pipe (pipe2)"))
     }
 
     /// A pipe asked to hold `bytes` (`F_SETPIPE_SZ`; the kernel rounds up to a power-of-two
     /// number of pages). If the kernel refuses (above `pipe-max-size` without privilege), the
     /// pipe keeps its default size: [`capacity`](Self::capacity) says what it got.
     pub fn with_capacity(bytes: usize) -> io::Result<Pipe> {
+        #[allow(unused_mut)] // only Linux resizes it
         let mut pipe = Pipe::new()?;
-        let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; the argument is an int.
-        let got = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
-        if got > 0 {
-            pipe.capacity = got as usize;
+        #[cfg(target_os = "linux")]
+        {
+            let want = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+            // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own; the argument is an int.
+            let got = unsafe { libc::fcntl(pipe.write.as_raw_fd(), libc::F_SETPIPE_SZ, want) };
+            if got > 0 {
+                pipe.capacity = got as usize;
+            }
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = bytes;
         Ok(pipe)
     }
 
@@ -332,6 +398,23 @@ impl Pipe {
 /// partial segment). `SPLICE_F_MOVE` is always set. Returns bytes moved; `Ok(0)` at end of
 /// input.
 pub fn splice(
+    from: BorrowedFd<'_>,
+    offset: Option<&mut u64>,
+    to: BorrowedFd<'_>,
+    len: usize,
+    more: bool,
+) -> io::Result<usize> {
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (from, offset, to, len, more);
+        Err(linux_only("splice(2)"))
+    }
+    #[cfg(target_os = "linux")]
+    splice_linux(from, offset, to, len, more)
+}
+
+#[cfg(target_os = "linux")]
+fn splice_linux(
     from: BorrowedFd<'_>,
     offset: Option<&mut u64>,
     to: BorrowedFd<'_>,
@@ -401,8 +484,18 @@ impl Usage {
 
 /// `getrusage`: the calling thread's (`thread = true`, `RUSAGE_THREAD`) or the process's usage.
 pub fn rusage(thread: bool) -> io::Result<Usage> {
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
     let who = if thread {
         libc::RUSAGE_THREAD
+    } else {
+        libc::RUSAGE_SELF
+    };
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+    let who = if thread {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "per-thread getrusage (RUSAGE_THREAD) is not available on this system",
+        ));
     } else {
         libc::RUSAGE_SELF
     };

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use m03_thread_per_conn::{CloseReason, Session, SessionFactory, SessionState};
 use m07_buffers::{BufferPool, PoolConfig};
 
-use crate::reactor::{EpollReactor, Event, Interest, Mode, Reactor, Trigger};
+use crate::reactor::{DefaultReactor, Event, Interest, Mode, Reactor, Trigger};
 use crate::stash::Stash;
 use crate::stats::LoopStats;
 use crate::sys;
@@ -165,7 +165,7 @@ enum Step {
 }
 
 /// One event loop. See the [module docs](self).
-pub struct EventLoop<F: SessionFactory, R: Reactor = EpollReactor> {
+pub struct EventLoop<F: SessionFactory, R: Reactor = DefaultReactor> {
     config: LoopConfig,
     factory: Arc<F>,
     reactor: R,
@@ -205,10 +205,10 @@ impl<F: SessionFactory, R: Reactor> std::fmt::Debug for EventLoop<F, R> {
     }
 }
 
-impl<F: SessionFactory> EventLoop<F, EpollReactor> {
-    /// A loop on a new epoll instance.
+impl<F: SessionFactory> EventLoop<F, DefaultReactor> {
+    /// A loop on the platform's [`DefaultReactor`] (a new epoll instance on Linux).
     pub fn new(config: LoopConfig, factory: Arc<F>) -> io::Result<Self> {
-        EventLoop::with_reactor(config, factory, EpollReactor::new()?)
+        EventLoop::with_reactor(config, factory, DefaultReactor::new()?)
     }
 }
 

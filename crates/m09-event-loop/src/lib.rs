@@ -66,7 +66,9 @@ pub mod sys;
 pub mod timer;
 
 pub use event_loop::{Detached, EventLoop, LoopConfig, Token};
-pub use reactor::{EpollReactor, Event, Interest, MioReactor, Mode, Reactor, Trigger};
+pub use reactor::{
+    DefaultReactor, EpollReactor, Event, Interest, MioReactor, Mode, Reactor, Trigger,
+};
 pub use server::{EpollServer, ReactorKind, ServerConfig, ServerReport, StatsHandle};
 pub use stats::{HistogramSnapshot, LoopSnapshot, LoopStats};
 pub use timer::TimerWheel;

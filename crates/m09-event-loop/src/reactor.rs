@@ -14,9 +14,12 @@
 //! ```
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use crate::sys;
 
 /// Readable and/or writable.
@@ -130,12 +133,14 @@ pub trait Reactor {
 }
 
 /// Raw `epoll`.
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub struct EpollReactor {
     epfd: OwnedFd,
     raw: Vec<libc::epoll_event>,
 }
 
+#[cfg(target_os = "linux")]
 impl EpollReactor {
     /// `epoll_create1`.
     pub fn new() -> io::Result<EpollReactor> {
@@ -178,6 +183,7 @@ impl EpollReactor {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Reactor for EpollReactor {
     fn register(
         &mut self,
@@ -241,7 +247,63 @@ impl Reactor for EpollReactor {
     }
 }
 
-#[cfg(test)]
+/// Raw `epoll` is Linux's: elsewhere the type exists (so code naming it builds) but cannot be
+/// made; [`DefaultReactor`] is [`MioReactor`] there.
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub struct EpollReactor {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(target_os = "linux"))]
+impl EpollReactor {
+    /// Refused: epoll is Linux-only.
+    pub fn new() -> io::Result<EpollReactor> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "epoll is Linux-only: use MioReactor (ReactorKind::Mio, kqueue here)",
+        ))
+    }
+
+    /// Unreachable: no value of this type exists here.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        match self.never {}
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+impl Reactor for EpollReactor {
+    fn register(&mut self, _: RawFd, _: u64, _: Interest, _: Mode) -> io::Result<()> {
+        match self.never {}
+    }
+
+    fn modify(&mut self, _: RawFd, _: u64, _: Interest, _: Mode) -> io::Result<()> {
+        match self.never {}
+    }
+
+    fn deregister(&mut self, _: RawFd) -> io::Result<()> {
+        match self.never {}
+    }
+
+    fn wait(&mut self, _: &mut Vec<Event>, _: usize, _: Option<Duration>) -> io::Result<usize> {
+        match self.never {}
+    }
+
+    fn name(&self) -> &'static str {
+        match self.never {}
+    }
+}
+
+/// The reactor of [`EventLoop::new`](crate::EventLoop::new): raw epoll on Linux, mio (kqueue)
+/// elsewhere.
+#[cfg(target_os = "linux")]
+pub type DefaultReactor = EpollReactor;
+/// The reactor of [`EventLoop::new`](crate::EventLoop::new): raw epoll on Linux, mio (kqueue)
+/// elsewhere.
+#[cfg(not(target_os = "linux"))]
+pub type DefaultReactor = MioReactor;
+
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

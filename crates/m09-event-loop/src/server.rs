@@ -37,6 +37,15 @@ pub enum ReactorKind {
     Mio,
 }
 
+impl ReactorKind {
+    /// Raw epoll on Linux (the lesson), mio elsewhere (where epoll does not exist).
+    pub const PLATFORM_DEFAULT: ReactorKind = if cfg!(target_os = "linux") {
+        ReactorKind::Epoll
+    } else {
+        ReactorKind::Mio
+    };
+}
+
 /// Server configuration.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -57,7 +66,7 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// One loop, shared listener, epoll, defaults.
+    /// One loop, shared listener, the platform's reactor (epoll on Linux), defaults.
     pub fn new(listen: SocketAddr) -> ServerConfig {
         ServerConfig {
             listen,
@@ -65,7 +74,7 @@ impl ServerConfig {
             workers: 1,
             reuseport: false,
             loop_config: LoopConfig::default(),
-            reactor: ReactorKind::Epoll,
+            reactor: ReactorKind::PLATFORM_DEFAULT,
             shutdown_grace: Duration::from_secs(5),
         }
     }

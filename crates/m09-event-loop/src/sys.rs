@@ -8,7 +8,9 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -28,6 +30,7 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
 }
 
 /// `epoll_create1(EPOLL_CLOEXEC)`.
+#[cfg(target_os = "linux")]
 pub fn epoll_create() -> io::Result<OwnedFd> {
     // SAFETY: no pointers; a non-negative return is a new descriptor we alone own.
     let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
@@ -36,6 +39,7 @@ pub fn epoll_create() -> io::Result<OwnedFd> {
 }
 
 /// `epoll_ctl(epfd, op, fd, {events, data: token})`.
+#[cfg(target_os = "linux")]
 pub fn epoll_ctl(
     epfd: BorrowedFd<'_>,
     op: libc::c_int,
@@ -52,6 +56,7 @@ pub fn epoll_ctl(
 
 /// `epoll_wait` for at most `max` events into `events` (cleared, grown as needed); returns
 /// how many were filled. `None` waits forever; `EINTR` is an error of kind `Interrupted`.
+#[cfg(target_os = "linux")]
 pub fn epoll_wait(
     epfd: BorrowedFd<'_>,
     events: &mut Vec<libc::epoll_event>,
@@ -75,11 +80,13 @@ pub fn epoll_wait(
     Ok(n as usize)
 }
 
-/// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the connection and its peer address.
+/// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the connection and its peer address (`accept`
+/// and two `fcntl`s where there is no `accept4`).
 pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SocketAddr)> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` is writable for `len` bytes and `len` is a valid in/out pointer.
+    #[cfg(target_os = "linux")]
     let fd = cvt(unsafe {
         libc::accept4(
             listener.as_raw_fd(),
@@ -88,8 +95,20 @@ pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, Sock
             libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
         )
     })?;
+    // No accept4 here: accept, then the two flags with fcntl.
+    // SAFETY: as above.
+    #[cfg(not(target_os = "linux"))]
+    let fd =
+        cvt(unsafe { libc::accept(listener.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len) })?;
     // SAFETY: a new descriptor, owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    #[cfg(not(target_os = "linux"))]
+    {
+        use std::os::fd::AsFd;
+        // SAFETY: F_SETFD takes an integer.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+        set_nonblocking(fd.as_fd(), true)?;
+    }
     // SAFETY: zero-initialised storage, partly filled by the kernel: any bit pattern is valid.
     let storage = unsafe { storage.assume_init() };
     let peer = sockaddr_to_std(&storage)
@@ -145,6 +164,7 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 }
 
 /// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`: a counter other threads bump to wake a loop.
+#[cfg(target_os = "linux")]
 pub fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: no pointers; a new descriptor on success.
     let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
@@ -153,6 +173,7 @@ pub fn eventfd() -> io::Result<OwnedFd> {
 }
 
 /// Adds 1 to an eventfd (wakes its loop). A full counter (`EAGAIN`) already means "woken".
+#[cfg(target_os = "linux")]
 pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live u64.
@@ -164,6 +185,7 @@ pub fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// Reads and resets an eventfd's counter (0 when it was not signalled).
+#[cfg(target_os = "linux")]
 pub fn eventfd_drain(fd: BorrowedFd<'_>) -> io::Result<u64> {
     let mut value: u64 = 0;
     // SAFETY: reads 8 bytes into a live u64.
@@ -269,33 +291,26 @@ pub fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// The calling thread's kernel id.
+/// The calling thread's kernel id (Linux; 0 elsewhere, where `/proc/PID/task/TID` does not
+/// exist either).
 pub fn gettid() -> i32 {
+    #[cfg(target_os = "linux")]
     // SAFETY: gettid has no arguments and cannot fail.
-    unsafe { libc::gettid() }
+    let tid = unsafe { libc::gettid() };
+    #[cfg(not(target_os = "linux"))]
+    let tid = 0;
+    tid
 }
 
-/// `RLIMIT_NOFILE` (soft, hard).
+/// `RLIMIT_NOFILE` (soft, hard): milestone 1's call.
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `rl` is a valid out-pointer.
-    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
-    Ok((rl.rlim_cur, rl.rlim_max))
+    m01_raw_sockets::sys::process::nofile_limit()
 }
 
-/// Sets the soft `RLIMIT_NOFILE` (the hard limit cannot be raised without privilege).
+/// Sets the soft `RLIMIT_NOFILE` (the hard limit cannot be raised without privilege):
+/// milestone 1's call.
 pub fn set_nofile_soft(soft: u64) -> io::Result<()> {
-    let (_, hard) = nofile_limit()?;
-    let rl = libc::rlimit {
-        rlim_cur: soft.min(hard),
-        rlim_max: hard,
-    };
-    // SAFETY: `rl` is a valid in-pointer.
-    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) })?;
-    Ok(())
+    m01_raw_sockets::sys::process::set_nofile_soft_limit(soft)
 }
 
 /// `sysconf(_SC_CLK_TCK)`: the unit of the CPU times in `/proc/PID/stat` (100 when unknown).

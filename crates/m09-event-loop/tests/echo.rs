@@ -2,6 +2,9 @@
 //! partial writes, timers, closes, accept batching, interest changes, limits, blocked loops,
 //! panics and starvation under edge triggering. Every socket operation has a timeout.
 
+// Some tests exercise epoll modes or /proc and are Linux-only; their imports are unused elsewhere.
+#![cfg_attr(not(target_os = "linux"), allow(unused_imports))]
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread;
@@ -65,11 +68,13 @@ fn round_trip_200(mut cfg: ServerConfig) {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // epoll modes (level/edge/oneshot, EPOLLEXCLUSIVE) or /proc
 fn test_level_triggered_200_conns_echo_identical() {
     round_trip_200(config());
 }
 
 #[test]
+#[cfg(target_os = "linux")] // epoll modes (level/edge/oneshot, EPOLLEXCLUSIVE) or /proc
 fn test_edge_triggered_200_conns_echo_identical() {
     let mut cfg = config();
     cfg.loop_config.trigger = Trigger::Edge;
@@ -77,6 +82,7 @@ fn test_edge_triggered_200_conns_echo_identical() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // epoll modes (level/edge/oneshot, EPOLLEXCLUSIVE) or /proc
 fn test_level_oneshot_200_conns_echo_identical() {
     let mut cfg = config();
     cfg.loop_config.oneshot = true;
@@ -403,6 +409,7 @@ fn test_session_panics_connection_closed_others_served() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // epoll modes (level/edge/oneshot, EPOLLEXCLUSIVE) or /proc
 fn test_edge_flood_read_budget_other_connection_answered() {
     let mut cfg = config();
     cfg.loop_config.trigger = Trigger::Edge;
@@ -454,6 +461,7 @@ fn test_edge_flood_read_budget_other_connection_answered() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // epoll modes (level/edge/oneshot, EPOLLEXCLUSIVE) or /proc
 fn test_two_loops_shared_and_reuseport_both_serve() {
     raise_nofile().expect("raise nofile");
     for reuseport in [false, true] {

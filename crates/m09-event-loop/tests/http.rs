@@ -2,6 +2,9 @@
 //! pipelining, non-blocking accepted sockets, fairness, graceful shutdown, moving a live
 //! connection between loops, and the loop's metrics. Every socket operation has a timeout.
 
+// Some tests exercise epoll modes or /proc and are Linux-only; their imports are unused elsewhere.
+#![cfg_attr(not(target_os = "linux"), allow(unused_imports))]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
@@ -76,6 +79,7 @@ fn test_hundred_pipelined_in_one_write_answered_in_order() {
 
 /// The descriptors of this process that are TCP sockets whose local port is `port` and that
 /// are established (accepted connections), from /proc/self/fd and /proc/net/tcp.
+#[cfg(target_os = "linux")]
 fn accepted_fds(port: u16) -> Vec<(String, u32)> {
     let tcp = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
     let inodes: Vec<String> = tcp
@@ -120,6 +124,7 @@ fn accepted_fds(port: u16) -> Vec<(String, u32)> {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // epoll modes (level/edge/oneshot, EPOLLEXCLUSIVE) or /proc
 fn test_accepted_sockets_nonblocking_clients_blocking() {
     let server = InProcess::start(config(), factory()).expect("start");
     let clients: Vec<TcpStream> = (0..5)
@@ -288,6 +293,7 @@ fn test_keepalive_connection_detached_adopted_second_loop_answers() {
 }
 
 #[test]
+#[cfg(target_os = "linux")] // epoll modes (level/edge/oneshot, EPOLLEXCLUSIVE) or /proc
 fn test_load_applied_metrics_move() {
     let mut cfg = config();
     cfg.loop_config.trigger = Trigger::Edge;

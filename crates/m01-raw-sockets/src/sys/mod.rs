@@ -66,24 +66,30 @@ enum RawAddr {
 impl RawAddr {
     fn new(addr: &SocketAddr) -> RawAddr {
         match addr {
-            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
+            SocketAddr::V4(a) => {
+                // SAFETY: sockaddr_in is plain integers; all-zero is valid (and fills the
+                // fields some systems have and others lack: sin_zero, the BSDs' sin_len).
+                let mut sa: libc::sockaddr_in = unsafe { mem::zeroed() };
+                sa.sin_family = libc::AF_INET as libc::sa_family_t;
                 // Network byte order (big endian) for port and address.
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
+                sa.sin_port = a.port().to_be();
+                sa.sin_addr = libc::in_addr {
                     s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            }),
-            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
+                };
+                RawAddr::V4(sa)
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: as above, for sockaddr_in6.
+                let mut sa: libc::sockaddr_in6 = unsafe { mem::zeroed() };
+                sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sa.sin6_port = a.port().to_be();
+                sa.sin6_flowinfo = a.flowinfo();
+                sa.sin6_addr = libc::in6_addr {
                     s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            }),
+                };
+                sa.sin6_scope_id = a.scope_id();
+                RawAddr::V6(sa)
+            }
         }
     }
 
@@ -159,18 +165,42 @@ pub fn socket(domain: c_int, ty: c_int, protocol: c_int) -> io::Result<OwnedFd> 
     Ok(owned(fd))
 }
 
-/// A TCP socket of `addr`'s family, close-on-exec, optionally non-blocking.
+/// A TCP socket of `addr`'s family, close-on-exec, optionally non-blocking (flags in the
+/// `socket` call on Linux; one `fcntl` each elsewhere).
 pub fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<OwnedFd> {
     let domain = if addr.is_ipv4() {
         libc::AF_INET
     } else {
         libc::AF_INET6
     };
-    let mut ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
-    if nonblocking {
-        ty |= libc::SOCK_NONBLOCK;
+    #[cfg(target_os = "linux")]
+    {
+        let mut ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+        if nonblocking {
+            ty |= libc::SOCK_NONBLOCK;
+        }
+        socket(domain, ty, libc::IPPROTO_TCP)
     }
-    socket(domain, ty, libc::IPPROTO_TCP)
+    #[cfg(not(target_os = "linux"))]
+    {
+        let fd = socket(domain, libc::SOCK_STREAM, libc::IPPROTO_TCP)?;
+        set_fd_flags(fd.as_fd(), nonblocking)?;
+        Ok(fd)
+    }
+}
+
+/// `FD_CLOEXEC`, and `O_NONBLOCK` if asked: what Linux sets in `socket`/`accept4`/`pipe2`
+/// flags, for systems that lack those flags.
+#[cfg(not(target_os = "linux"))]
+fn set_fd_flags(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    // SAFETY: F_SETFD takes an integer.
+    crate::syscall!(SyscallKind::Fcntl, unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC)
+    })?;
+    if nonblocking {
+        set_nonblocking(fd, true)?;
+    }
+    Ok(())
 }
 
 /// `bind(fd, addr)`: give the socket its local address (port 0 = let the kernel pick).
@@ -194,19 +224,31 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: c_int) -> io::Result<()> {
 }
 
 /// `accept4(fd, &addr, &len, SOCK_CLOEXEC [| SOCK_NONBLOCK])`: take one connection off the accept
-/// queue, with the client's address. Setting the flags here saves an `fcntl` per connection.
+/// queue, with the client's address. Setting the flags here saves an `fcntl` per connection
+/// (systems without `accept4` get `accept` and the `fcntl`s).
 pub fn accept4(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<(OwnedFd, SocketAddr)> {
     let mut storage = zeroed_storage();
     let mut len = mem::size_of::<libc::sockaddr_storage>() as socklen_t;
-    let mut flags = libc::SOCK_CLOEXEC;
-    if nonblocking {
-        flags |= libc::SOCK_NONBLOCK;
-    }
-    // SAFETY: `storage` and `len` are valid for writes and describe a buffer of `len` bytes.
-    let new = crate::syscall!(SyscallKind::Accept4, unsafe {
-        libc::accept4(fd.as_raw_fd(), (&raw mut storage).cast(), &mut len, flags)
-    })?;
-    let new = owned(new);
+    #[cfg(target_os = "linux")]
+    let new = {
+        let mut flags = libc::SOCK_CLOEXEC;
+        if nonblocking {
+            flags |= libc::SOCK_NONBLOCK;
+        }
+        // SAFETY: `storage` and `len` are valid for writes and describe a buffer of `len` bytes.
+        owned(crate::syscall!(SyscallKind::Accept4, unsafe {
+            libc::accept4(fd.as_raw_fd(), (&raw mut storage).cast(), &mut len, flags)
+        })?)
+    };
+    #[cfg(not(target_os = "linux"))]
+    let new = {
+        // SAFETY: as above.
+        let new = owned(crate::syscall!(SyscallKind::Accept4, unsafe {
+            libc::accept(fd.as_raw_fd(), (&raw mut storage).cast(), &mut len)
+        })?);
+        set_fd_flags(new.as_fd(), nonblocking)?;
+        new
+    };
     let peer = from_storage(&storage, len)?;
     Ok((new, peer))
 }
@@ -445,11 +487,13 @@ pub fn recv_buffer_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF)?.max(0) as usize)
 }
 
+#[allow(clippy::unnecessary_fallible_conversions)] // infallible on Linux (i64), not on macOS (i32)
 fn timeval(d: Option<Duration>) -> libc::timeval {
     let d = d.unwrap_or(Duration::ZERO);
     libc::timeval {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(d.subsec_micros()),
+        // Below 10^6: fits every system's suseconds_t (i64 on Linux, i32 on macOS).
+        tv_usec: libc::suseconds_t::try_from(d.subsec_micros()).unwrap_or(0),
     }
 }
 
@@ -574,7 +618,11 @@ pub const POLLHUP: i16 = libc::POLLHUP;
 /// Not an open descriptor (always reported).
 pub const POLLNVAL: i16 = libc::POLLNVAL;
 /// The peer shut its write side (half-close), Linux-specific.
+#[cfg(target_os = "linux")]
 pub const POLLRDHUP: i16 = libc::POLLRDHUP;
+/// Elsewhere there is no half-close event: never reported (a read of 0 bytes tells).
+#[cfg(not(target_os = "linux"))]
+pub const POLLRDHUP: i16 = 0;
 
 /// One `struct pollfd`: which descriptor, which events we want, which ones happened.
 #[derive(Copy, Clone, Debug)]
@@ -663,7 +711,14 @@ pub fn is_nonblocking(fd: BorrowedFd<'_>) -> io::Result<bool> {
     Ok(flags & libc::O_NONBLOCK != 0)
 }
 
-fn ioctl_int(fd: BorrowedFd<'_>, request: libc::Ioctl) -> io::Result<usize> {
+/// The type of `ioctl`'s request argument (an int on Linux/glibc, an unsigned long on the
+/// BSDs and macOS).
+#[cfg(target_os = "linux")]
+type IoctlRequest = libc::Ioctl;
+#[cfg(not(target_os = "linux"))]
+type IoctlRequest = libc::c_ulong;
+
+fn ioctl_int(fd: BorrowedFd<'_>, request: IoctlRequest) -> io::Result<usize> {
     let mut value: c_int = 0;
     // SAFETY: SIOCINQ/SIOCOUTQ write one int through the pointer, which is valid for writes.
     crate::syscall!(SyscallKind::Ioctl, unsafe {
@@ -687,11 +742,23 @@ pub fn outq(fd: BorrowedFd<'_>) -> io::Result<usize> {
 /// handler writes one byte into to wake `poll`.
 pub fn pipe_nonblocking() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds: [c_int; 2] = [-1, -1];
-    // SAFETY: `fds` is valid for writes of two ints.
-    crate::syscall!(SyscallKind::Pipe2, unsafe {
-        libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)
-    })?;
-    Ok((owned(fds[0]), owned(fds[1])))
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `fds` is valid for writes of two ints.
+        crate::syscall!(SyscallKind::Pipe2, unsafe {
+            libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC)
+        })?;
+        Ok((owned(fds[0]), owned(fds[1])))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: `fds` is valid for writes of two ints.
+        crate::syscall!(SyscallKind::Pipe2, unsafe { libc::pipe(fds.as_mut_ptr()) })?;
+        let (read, write) = (owned(fds[0]), owned(fds[1]));
+        set_fd_flags(read.as_fd(), true)?;
+        set_fd_flags(write.as_fd(), true)?;
+        Ok((read, write))
+    }
 }
 
 /// `open("/dev/null", O_RDONLY | O_CLOEXEC)`: the *reserve descriptor*. When `accept4` fails with

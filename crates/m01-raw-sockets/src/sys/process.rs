@@ -70,7 +70,15 @@ fn tv_us(tv: libc::timeval) -> u64 {
 pub fn getrusage(who: Who) -> io::Result<Rusage> {
     let who = match who {
         Who::Process => libc::RUSAGE_SELF,
+        #[cfg(any(target_os = "linux", target_os = "freebsd"))]
         Who::Thread => libc::RUSAGE_THREAD,
+        #[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+        Who::Thread => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "per-thread getrusage (RUSAGE_THREAD) is not available on this system",
+            ));
+        }
         Who::Children => libc::RUSAGE_CHILDREN,
     };
     // SAFETY: rusage is plain integers; all-zero is valid.
@@ -91,6 +99,22 @@ pub fn getrusage(who: Who) -> io::Result<Rusage> {
 /// `RLIMIT_NOFILE`: (soft, hard). The soft limit is what `EMFILE` enforces: a new descriptor
 /// must be numbered below it.
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    nofile_limit_raw().map(|(soft, hard)| (rlim_to_u64(soft), rlim_to_u64(hard)))
+}
+
+/// `rlim_t` is unsigned on Linux and macOS and signed on FreeBSD (where no limit is negative).
+#[allow(clippy::unnecessary_cast)] // a no-op where rlim_t is u64
+pub fn rlim_to_u64(v: libc::rlim_t) -> u64 {
+    v as u64
+}
+
+/// The inverse of [`rlim_to_u64`]; a value beyond a signed `rlim_t` is "infinity".
+#[allow(clippy::useless_conversion)] // u64 -> u64 where rlim_t is u64
+pub fn rlim_from_u64(v: u64) -> libc::rlim_t {
+    libc::rlim_t::try_from(v).unwrap_or(libc::RLIM_INFINITY)
+}
+
+fn nofile_limit_raw() -> io::Result<(libc::rlim_t, libc::rlim_t)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -104,9 +128,9 @@ pub fn nofile_limit() -> io::Result<(u64, u64)> {
 
 /// Lowers (or raises, up to the hard limit) the soft `RLIMIT_NOFILE` of this process.
 pub fn set_nofile_soft_limit(soft: u64) -> io::Result<()> {
-    let (_, hard) = nofile_limit()?;
+    let (_, hard) = nofile_limit_raw()?;
     let lim = libc::rlimit {
-        rlim_cur: soft.min(hard),
+        rlim_cur: rlim_from_u64(soft.min(rlim_to_u64(hard))),
         rlim_max: hard,
     };
     // SAFETY: `lim` is a valid rlimit for the duration of the call.

@@ -27,10 +27,21 @@ static SHUTDOWN_SIGNALS: AtomicU64 = AtomicU64::new(0);
 /// How many signals the no-op interrupt handler has caught.
 static INTERRUPTS: AtomicU64 = AtomicU64::new(0);
 
+/// This thread's `errno` slot (glibc and the BSDs name the accessor differently).
+fn errno_slot() -> *mut c_int {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: __errno_location takes nothing and returns this thread's errno slot.
+    let slot = unsafe { libc::__errno_location() };
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: __error takes nothing and returns this thread's errno slot.
+    let slot = unsafe { libc::__error() };
+    slot
+}
+
 extern "C" fn on_shutdown_signal(sig: c_int) {
     // Only async-signal-safe work here: atomics, write(2), errno save/restore.
-    // SAFETY: __errno_location returns this thread's errno slot, always valid.
-    let saved = unsafe { *libc::__errno_location() };
+    // SAFETY: the errno slot of this thread, always valid.
+    let saved = unsafe { *errno_slot() };
     SHUTDOWN_SIGNALS.fetch_add(1, Ordering::SeqCst);
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
@@ -40,7 +51,7 @@ extern "C" fn on_shutdown_signal(sig: c_int) {
         unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
     }
     // SAFETY: as above.
-    unsafe { *libc::__errno_location() = saved };
+    unsafe { *errno_slot() = saved };
 }
 
 extern "C" fn on_interrupt_signal(_sig: c_int) {
@@ -119,20 +130,37 @@ pub fn kill(pid: u32, sig: c_int) -> io::Result<()> {
     }
 }
 
-/// The kernel id of the calling thread (`gettid`).
+/// The kernel id of the calling thread (`gettid`). Linux only: elsewhere `-1`, and
+/// [`signal_thread`] refuses it.
 pub fn current_tid() -> i32 {
+    #[cfg(target_os = "linux")]
     // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::gettid() }
+    let tid = unsafe { libc::gettid() };
+    #[cfg(not(target_os = "linux"))]
+    let tid = -1;
+    tid
 }
 
 /// `tgkill(getpid(), tid, sig)`: delivers `sig` to one thread of this process. A `tid` that has
-/// exited gives `ESRCH`; the thread-group id keeps the signal inside this process.
+/// exited gives `ESRCH`; the thread-group id keeps the signal inside this process. Linux only
+/// (elsewhere [`io::ErrorKind::Unsupported`]).
 pub fn signal_thread(tid: i32, sig: c_int) -> io::Result<()> {
-    // SAFETY: getpid takes no arguments; tgkill takes three integers.
-    let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
-    if r == -1 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpid takes no arguments; tgkill takes three integers.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) };
+        if r == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (tid, sig);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "signalling one thread by kernel id (tgkill) is Linux-only",
+        ))
     }
 }
