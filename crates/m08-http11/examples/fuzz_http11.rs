@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use m04_http10::lab::fuzz::run_libfuzzer;
-use m08_http11::lab::{Table, machine, quick, run_main};
+use m08_http11::lab::{Table, machine, print_then_fail_on, quick, run_main};
 
 fn main() -> std::process::ExitCode {
     run_main(|| {
@@ -68,11 +68,6 @@ fn main() -> std::process::ExitCode {
              regression seed. sanitizer: address (cargo-fuzz default). {}",
             machine()
         );
-        t.print();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(failures.join("; ")))
-        }
+        print_then_fail_on(&t, &failures)
     })
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use m08_http11::Http11Config;
 use m08_http11::conformance::{latin1, statuses};
-use m08_http11::lab::{LabServer, Table, connect, have_tool, machine, quick, run_main};
+use m08_http11::lab::{
+    LabServer, Table, connect, have_tool, machine, print_then_fail_on, quick, run_main,
+};
 
 fn need(tool: &str) -> std::io::Result<()> {
     if have_tool(tool) {
@@ -242,11 +244,6 @@ fn main() -> std::process::ExitCode {
             "In-process ThreadServer + Http11Factory + m05 demo router. {reqs} requests answered in all. {}",
             machine()
         );
-        t.print();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(std::io::Error::other(failures.join("; ")))
-        }
+        print_then_fail_on(&t, &failures)
     })
 }

@@ -41,6 +41,17 @@ impl LabService {
     }
 }
 
+/// Prints an experiment's table, then fails with the failures found (if any), so that the
+/// table is recorded either way and a failure names what went wrong.
+pub fn print_then_fail_on(table: &Table, failures: &[String]) -> io::Result<()> {
+    table.print();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(io::Error::other(failures.join("; ")))
+    }
+}
+
 /// Deterministic filler bytes.
 pub fn filler(n: usize) -> Vec<u8> {
     (0..n).map(|i| b'a' + (i % 26) as u8).collect()
