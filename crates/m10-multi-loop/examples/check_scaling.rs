@@ -45,6 +45,11 @@ const SECS: f64 = 3.0;
 const RATE_PER_LOOP: u64 = 20_000;
 /// Keep-alive connections per loop.
 const CONNS_PER_LOOP: usize = 32;
+/// Runs per (round, configuration) at most. A run that answers less than 95 % of the offered
+/// requests measured saturation, not the cost of the offered load (this VM has slow phases in
+/// which 2 loops sharing a core with the client fall behind 40K req/s): it is retaken, and the
+/// retakes are counted in the detail. Three short runs in a row fail the check.
+const ATTEMPTS: usize = 3;
 
 /// Where the load generator runs: pinned to the last allowed CPU (the measured figure: with 1
 /// loop, pinned to the first CPU, this is the race's placement, a server core and a client
@@ -67,8 +72,9 @@ fn client_cpu(at: ClientCpu) -> usize {
     cpu.copied().unwrap_or(0)
 }
 
-/// One run: (requests/s, requests per server CPU-second).
-fn run(loops: usize, client: ClientCpu) -> io::Result<(f64, f64)> {
+/// One run: `Ok((requests/s, requests per server CPU-second))`, or `Err(why)` when it answered
+/// less than 95 % of the offered requests (see [`ATTEMPTS`]).
+fn run(loops: usize, client: ClientCpu) -> io::Result<Result<(f64, f64), String>> {
     let z = Zyphos::spawn(&[
         "--io",
         "epoll",
@@ -104,11 +110,12 @@ fn run(loops: usize, client: ClientCpu) -> io::Result<(f64, f64)> {
     z.stop()?;
     let requests = num(&report, &["requests"]);
     if requests < 0.95 * rate as f64 * SECS || cpu <= 0.0 {
-        return Err(io::Error::other(format!(
-            "no work measured: {requests} requests, {cpu} CPU-s"
+        return Ok(Err(format!(
+            "{loops} loop(s) answered {requests} of {} offered requests in {cpu:.3} CPU-s",
+            rate as f64 * SECS
         )));
     }
-    Ok((num(&report, &["rps"]), requests / cpu))
+    Ok(Ok((num(&report, &["rps"]), requests / cpu)))
 }
 
 /// Rounds of 1 loop then 2 loops, back to back, with the client at `client`: the ratio of the
@@ -118,9 +125,25 @@ fn run(loops: usize, client: ClientCpu) -> io::Result<(f64, f64)> {
 /// run by a third; the 2-loop runs vary by a few %.)
 fn efficiency(client: ClientCpu) -> io::Result<(f64, String)> {
     let (mut per_cpu, mut rps) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let mut retaken = Vec::new();
     for round in 0..ROUNDS {
         for (i, loops) in [1usize, 2].into_iter().enumerate() {
-            let (r, e) = run(loops, client)?;
+            let mut attempt = 1;
+            let (r, e) = loop {
+                match run(loops, client)? {
+                    Ok(measured) => break measured,
+                    Err(why) if attempt < ATTEMPTS => {
+                        eprintln!("round {round}: retaken: {why}");
+                        retaken.push(why);
+                        attempt += 1;
+                    }
+                    Err(why) => {
+                        return Err(io::Error::other(format!(
+                            "{ATTEMPTS} runs in a row fell short of the offered load: {why}"
+                        )));
+                    }
+                }
+            };
             eprintln!("round {round}: {loops} loop(s): {r:.0} req/s, {e:.0} req/CPU-s");
             rps[i].push(r);
             per_cpu[i].push(e);
@@ -129,8 +152,17 @@ fn efficiency(client: ClientCpu) -> io::Result<(f64, String)> {
     let (e1, e2) = (median(&per_cpu[0]), median(&per_cpu[1]));
     let ratio = e2 / e1 * 100.0;
     let rounded = |v: &[f64]| v.iter().map(|x| x.round()).collect::<Vec<_>>();
+    let retakes = if retaken.is_empty() {
+        "no run retaken".to_string()
+    } else {
+        format!(
+            "{} run(s) retaken for falling short of the offered load ({})",
+            retaken.len(),
+            retaken.join("; ")
+        )
+    };
     let line = format!(
-        "client on CPU {}: {ratio:.1} % (median req/CPU-s 1 loop {e1:.0}, 2 loops {e2:.0}; per round 1 loop {:?}, 2 loops {:?}; achieved req/s 1 loop {:.0}, 2 loops {:.0})",
+        "client on CPU {}: {ratio:.1} % (median req/CPU-s 1 loop {e1:.0}, 2 loops {e2:.0}; per round 1 loop {:?}, 2 loops {:?}; achieved req/s 1 loop {:.0}, 2 loops {:.0}; {retakes})",
         client_cpu(client),
         rounded(&per_cpu[0]),
         rounded(&per_cpu[1]),
