@@ -6,11 +6,14 @@
 //! thread CPU time. Each `unsafe` block says why it is sound.
 
 use std::io;
-use std::mem::MaybeUninit;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 #[cfg(target_os = "linux")]
-use std::os::fd::RawFd;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+#[cfg(target_os = "linux")]
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+#[cfg(target_os = "linux")]
+use std::os::fd::{FromRawFd, RawFd};
 use std::time::Duration;
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -80,13 +83,21 @@ pub fn epoll_wait(
     Ok(n as usize)
 }
 
-/// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the connection and its peer address (`accept`
-/// and two `fcntl`s where there is no `accept4`).
+/// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the connection and its peer address. Where there
+/// is no `accept4`, milestone 1's `accept4` (`accept` plus the flags with `fcntl`).
 pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SocketAddr)> {
+    #[cfg(not(target_os = "linux"))]
+    return m01_raw_sockets::sys::accept4(listener, true);
+    #[cfg(target_os = "linux")]
+    accept4_nonblocking(listener)
+}
+
+/// The hot path's `accept4`, without milestone 1's syscall accounting.
+#[cfg(target_os = "linux")]
+fn accept4_nonblocking(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SocketAddr)> {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` is writable for `len` bytes and `len` is a valid in/out pointer.
-    #[cfg(target_os = "linux")]
     let fd = cvt(unsafe {
         libc::accept4(
             listener.as_raw_fd(),
@@ -95,20 +106,8 @@ pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, Sock
             libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
         )
     })?;
-    // No accept4 here: accept, then the two flags with fcntl.
-    // SAFETY: as above.
-    #[cfg(not(target_os = "linux"))]
-    let fd =
-        cvt(unsafe { libc::accept(listener.as_raw_fd(), storage.as_mut_ptr().cast(), &mut len) })?;
     // SAFETY: a new descriptor, owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    #[cfg(not(target_os = "linux"))]
-    {
-        use std::os::fd::AsFd;
-        // SAFETY: F_SETFD takes an integer.
-        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
-        set_nonblocking(fd.as_fd(), true)?;
-    }
     // SAFETY: zero-initialised storage, partly filled by the kernel: any bit pattern is valid.
     let storage = unsafe { storage.assume_init() };
     let peer = sockaddr_to_std(&storage)
@@ -116,6 +115,7 @@ pub fn accept_nonblocking(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, Sock
     Ok((fd, peer))
 }
 
+#[cfg(target_os = "linux")]
 fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as libc::c_int {
         libc::AF_INET => {
