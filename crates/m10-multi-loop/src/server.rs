@@ -122,6 +122,13 @@ struct LoopShared {
     stats: Arc<LoopStats>,
     multi: MultiStats,
     place: LoopPlace,
+    /// Adopt messages sent to this loop that it has not yet handled: counted up by the sender
+    /// before the send, down by this loop only once `adopt` has registered the connection (so
+    /// it already counts in `stats.open`). Open plus adopting therefore never misses a
+    /// connection on its way here (it may count one twice for a moment), which is what the
+    /// acceptor's least-loaded choice needs: a count that dropped when the loop took its
+    /// messages out of the mailbox, before registering them, sent the rest of a burst to it.
+    adopting: AtomicUsize,
 }
 
 /// The non-generic shared part (statistics, liveness, switches).
@@ -129,8 +136,42 @@ struct LoopShared {
 struct Shared {
     loops: Vec<LoopShared>,
     balancing: AtomicBool,
-    /// Adopt messages sent and not yet handled (shutdown waits for them).
-    in_flight: AtomicUsize,
+}
+
+impl Shared {
+    /// Adopt messages sent and not yet handled, over all loops (shutdown waits for them).
+    fn in_flight(&self) -> usize {
+        // Acquire: pairs with the AcqRel decrements, so a loop that reads 0 sees the adopted
+        // connections in its own table.
+        self.loops
+            .iter()
+            .map(|l| l.adopting.load(Ordering::Acquire))
+            .sum()
+    }
+
+    /// Hands `conn` to loop `target`, counting it as adopting there until that loop has
+    /// registered it; gives the connection back if the mailbox refuses it.
+    fn send_adopt<S>(
+        &self,
+        mailbox: &Mailbox<Message<S>>,
+        target: usize,
+        conn: Detached<S>,
+        now: Instant,
+    ) -> Result<(), Detached<S>> {
+        let adopting = &self.loops[target].adopting;
+        // AcqRel: the count is up before the message can be seen (and handled) by the target.
+        adopting.fetch_add(1, Ordering::AcqRel);
+        match mailbox.send(Message::Adopt { conn, sent: now }) {
+            Ok(()) => Ok(()),
+            Err(refused) => {
+                adopting.fetch_sub(1, Ordering::AcqRel);
+                match refused.into_inner() {
+                    Message::Adopt { conn, .. } => Err(conn),
+                    _ => unreachable!("the mailbox hands back the message it refused"),
+                }
+            }
+        }
+    }
 }
 
 /// Reads every loop's statistics: `Clone + Send + Sync`.
@@ -341,7 +382,6 @@ impl MultiLoopServer {
         let shared = Arc::new(Shared {
             loops: (0..config.loops).map(|_| LoopShared::default()).collect(),
             balancing: AtomicBool::new(config.balance.enabled),
-            in_flight: AtomicUsize::new(0),
         });
         Ok(MultiLoopServer {
             config,
@@ -520,10 +560,9 @@ impl<F: SessionFactory> LoopContext<F> {
         me.place.alive.store(false, Ordering::Release);
         // Whatever is still queued for this loop can no longer be served: close it (the
         // sockets close when the sessions drop) and account for the in-flight migrations.
-        let shared = &self.shared;
         self.mailboxes[self.index].close(|m| {
             if let Message::Adopt { .. } = m {
-                shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+                me.adopting.fetch_sub(1, Ordering::AcqRel);
                 me.multi.migration_failures.incr();
             }
         });
@@ -575,7 +614,6 @@ impl<F: SessionFactory> LoopContext<F> {
                 match m {
                     Message::Adopt { mut conn, sent } => {
                         me.multi.message_ns.record(nanos(now, sent));
-                        self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
                         if shutdown_at.is_some() {
                             conn.session.begin_shutdown(now);
                         }
@@ -583,6 +621,8 @@ impl<F: SessionFactory> LoopContext<F> {
                             Ok(_) => me.multi.migrated_in.incr(),
                             Err(_closed_on_drop) => me.multi.migration_failures.incr(),
                         }
+                        // Only now: the connection is in `open` (see `LoopShared::adopting`).
+                        me.adopting.fetch_sub(1, Ordering::AcqRel);
                         steal_pending_until = None;
                     }
                     Message::Steal { thief, count, sent } => {
@@ -621,8 +661,7 @@ impl<F: SessionFactory> LoopContext<F> {
                     }
                 }
                 Some(t) => {
-                    let drained =
-                        lp.connections() == 0 && self.shared.in_flight.load(Ordering::Acquire) == 0;
+                    let drained = lp.connections() == 0 && self.shared.in_flight() == 0;
                     if drained || now - t >= self.config.shutdown_grace {
                         let forced = lp.force_close();
                         lp.sample_cpu(Instant::now());
@@ -701,18 +740,17 @@ fn migrate<F: SessionFactory, R: m09_event_loop::Reactor>(
         let Some(conn) = lp.detach(token) else {
             continue;
         };
-        ctx.shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        match ctx.mailboxes[target].send(Message::Adopt { conn, sent: now }) {
+        match ctx
+            .shared
+            .send_adopt(&ctx.mailboxes[target], target, conn, now)
+        {
             Ok(()) => {
                 me.multi.migrated_out.incr();
                 moved += 1;
             }
-            Err(e) => {
-                ctx.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            Err(conn) => {
                 me.multi.migration_failures.incr();
-                if let Message::Adopt { conn, .. } = e.into_inner() {
-                    let _ = lp.adopt(conn, now);
-                }
+                let _ = lp.adopt(conn, now);
                 break;
             }
         }
@@ -794,11 +832,15 @@ impl<F: SessionFactory> Acceptor<F> {
                 }
                 let now = Instant::now();
                 let session = self.factory.new_session(peer, now);
-                // Least loaded live loop (gauges plus what is already on its way).
+                // Least loaded loop (its open connections plus those on their way to it) among
+                // those whose mailbox is open: a loop that has not started yet takes its
+                // messages when it does, only a stopped one has closed its mailbox.
+                // Relaxed: a heuristic; a stale value only makes one choice less even.
                 let target = (0..self.mailboxes.len())
-                    .filter(|&i| self.shared.loops[i].place.is_alive())
+                    .filter(|&i| !self.mailboxes[i].is_closed())
                     .min_by_key(|&i| {
-                        self.shared.loops[i].stats.open.get() + self.mailboxes[i].len() as u64
+                        let l = &self.shared.loops[i];
+                        l.stats.open.get() + l.adopting.load(Ordering::Relaxed) as u64
                     });
                 let Some(target) = target else {
                     let _ = sys::send(fd.as_fd(), self.factory.refusal());
@@ -811,12 +853,11 @@ impl<F: SessionFactory> Acceptor<F> {
                     stash: Vec::new(),
                     eof: false,
                 };
-                self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                if let Err(e) = self.mailboxes[target].send(Message::Adopt { conn, sent: now }) {
-                    self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-                    if let Message::Adopt { conn, .. } = e.into_inner() {
-                        let _ = sys::send(conn.fd.as_fd(), self.factory.refusal());
-                    }
+                if let Err(conn) =
+                    self.shared
+                        .send_adopt(&self.mailboxes[target], target, conn, now)
+                {
+                    let _ = sys::send(conn.fd.as_fd(), self.factory.refusal());
                 }
             }
         }

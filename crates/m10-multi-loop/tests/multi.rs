@@ -17,7 +17,7 @@ use m10_multi_loop::affinity::allowed_cpus;
 use m10_multi_loop::lab::{
     MultiInProcess, config, connect, http_factory, read_http, thread_names, wait_until,
 };
-use m10_multi_loop::{Distribution, LoopControl, imbalance_pct};
+use m10_multi_loop::{Distribution, LoopControl, MultiLoopServer, imbalance_pct};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -560,6 +560,34 @@ fn test_acceptor_distribution_serves_and_spreads_evenly() {
     assert!(names_include("acceptor"));
     drop(conns);
     server.stop().expect("stop");
+}
+
+/// Connections whose handshakes completed before any loop thread ran (they wait in the
+/// listener's backlog) are handed to loops that have not started yet, and served by them once
+/// they do: a loop that has not started is not a failed one, so nothing is refused.
+#[test]
+fn test_acceptor_serves_connections_queued_before_the_loops_start() {
+    let mut c = config(2);
+    c.distribution = Distribution::Acceptor;
+    c.balance.enabled = false;
+    let server = MultiLoopServer::bind(c).expect("bind");
+    let addr = server.local_addr();
+    let mut conns = connections_until(addr, 20);
+    let running = server.start(Arc::new(echo())).expect("start");
+    for (i, s) in conns.iter_mut().enumerate() {
+        echo_round_trip(s, &pattern(50, i));
+    }
+    let counts = running.stats().connections();
+    assert_eq!(counts.iter().sum::<u64>(), 20, "{counts:?}");
+    assert!(counts.iter().all(|&n| n > 0), "a loop got none: {counts:?}");
+    drop(conns);
+    running.shutdown_handle().shutdown();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(running.join());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("stopped within 10 s");
 }
 
 fn names_include(name: &str) -> bool {
