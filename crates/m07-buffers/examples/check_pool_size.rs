@@ -1,8 +1,8 @@
 //! Exit check `pool_size_from_sweep`: re-runs the pool-size sweep (standard scenario: 64
 //! keep-alive connections on one client thread, closed loop, `GET /dyn`, thread-per-connection
 //! server over a shared pool; each connection holds a 16 KiB read buffer for its life and
-//! borrows a write buffer per response) over 32…512 buffers, seven interleaved repetitions
-//! (order rotated), and passes when the crate's `DEFAULT_POOL_BUFFERS` equals the sweep's pick:
+//! borrows a write buffer per response) over 32…512 buffers, ten interleaved repetitions
+//! (order rotated, so each size runs twice in each position; one untimed point first), and passes when the crate's `DEFAULT_POOL_BUFFERS` equals the sweep's pick:
 //! the smallest size with zero exhaustion (worst repetition), no refused connection, and at
 //! least 95 % of the best such size's throughput (a size that exhausted refused or shed
 //! connections: its req/s is for a smaller workload and is not compared). Throughput is compared paired: in each
@@ -13,8 +13,9 @@
 use m07_buffers::DEFAULT_POOL_BUFFERS;
 use m07_buffers::lab::{self, SWEEP_CONNECTIONS, print_check, run_sweep};
 
-const ROUNDS: usize = 300;
-const REPEATS: usize = 7;
+const ROUNDS: usize = 500;
+/// A multiple of the five sweep sizes: each size runs twice in each position of the rotation.
+const REPEATS: usize = 10;
 
 fn main() -> std::process::ExitCode {
     lab::run_main(|| {

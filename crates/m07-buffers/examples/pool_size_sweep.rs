@@ -9,7 +9,7 @@ use m07_buffers::lab::{self, SWEEP_CONNECTIONS, Table, run_sweep};
 
 fn main() -> std::process::ExitCode {
     lab::run_main(|| {
-        let (rounds, repeats) = if lab::quick() { (40, 1) } else { (300, 7) };
+        let (rounds, repeats) = if lab::quick() { (40, 1) } else { (500, 10) };
         let sweep = run_sweep(rounds, repeats)?;
         let mut t = Table::new(
             "Pool size sweep: 64 keep-alive connections, read buffer held + write buffer per response",
