@@ -139,8 +139,10 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         (
             "manifest consistency".into(),
             Box::new(|| {
-                let packages = deps::workspace_packages(root)?;
-                let problems = consistency::all_problems(root, Some(&packages));
+                let meta = deps::metadata(root)?;
+                let packages = meta.packages.iter().map(|p| p.name.clone()).collect();
+                let mut problems = consistency::all_problems(root, Some(&packages));
+                problems.extend(consistency::example_name_collisions(&meta));
                 if problems.is_empty() {
                     Ok(())
                 } else {

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+use crate::deps::Metadata;
 use crate::evidence::{EvidenceRef, TestName};
 use crate::manifest::{self, CRATE_NAMES, MILESTONE_COUNT, Manifest, PROTOCOLS, Section};
 use crate::roadmap;
@@ -46,54 +47,33 @@ pub(crate) fn all_problems(root: &Path, packages: Option<&BTreeSet<String>>) -> 
         Ok(r) => problems.extend(roadmap::compare(&r, &manifests)),
         Err(e) => problems.push(format!("{e:#}")),
     }
-    problems.extend(example_name_collisions(root));
     problems
 }
 
-/// Examples of different crates that share a name. Cargo writes every example of a workspace to
-/// the same `target/<profile>/examples/NAME`, so after a workspace-wide build that path holds
-/// whichever crate's example was linked last (cargo only warns, "output filename collision"):
-/// a check run by path could run another milestone's program. Example names are therefore unique
-/// across `crates/*/examples/` (a file `NAME.rs` or a directory `NAME/main.rs`).
-pub(crate) fn example_name_collisions(root: &Path) -> Vec<String> {
-    let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let Ok(crates) = std::fs::read_dir(root.join("crates")) else {
-        return Vec::new();
-    };
-    for krate in crates.flatten() {
-        let Ok(examples) = std::fs::read_dir(krate.path().join("examples")) else {
-            continue;
-        };
-        for example in examples.flatten() {
-            let path = example.path();
-            let name = if path.extension().is_some_and(|e| e == "rs") {
-                path.file_stem()
-            } else if path.join("main.rs").is_file() {
-                path.file_name()
-            } else {
-                None
-            };
-            if let Some(name) = name {
-                let shown = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .display()
-                    .to_string();
-                owners
-                    .entry(name.to_string_lossy().into_owned())
-                    .or_default()
-                    .push(shown);
-            }
+/// Examples of different packages that share a name, from `cargo metadata`. Cargo writes every
+/// example of a workspace to the same `target/<profile>/examples/NAME`, so after a
+/// workspace-wide build that path holds whichever package's example was linked last (cargo
+/// only warns, "output filename collision"): a check run by path could run another
+/// milestone's program. Example names are therefore unique across the workspace.
+pub(crate) fn example_name_collisions(meta: &Metadata) -> Vec<String> {
+    let mut owners: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for package in &meta.packages {
+        for target in package
+            .targets
+            .iter()
+            .filter(|t| t.kind.iter().any(|k| k == "example"))
+        {
+            owners.entry(&target.name).or_default().push(&package.name);
         }
     }
     owners
         .into_iter()
-        .filter(|(_, paths)| paths.len() > 1)
-        .map(|(name, mut paths)| {
-            paths.sort();
+        .filter(|(_, packages)| packages.len() > 1)
+        .map(|(name, mut packages)| {
+            packages.sort();
             format!(
                 "example `{name}` is defined by {} (cargo builds them all to target/*/examples/{name}: rename all but one)",
-                paths.join(" and ")
+                packages.join(" and ")
             )
         })
         .collect()
@@ -417,32 +397,36 @@ verify = ["cargo", "bench", "-p", "m05-routing", "--", "--quick"]
     }
 
     #[test]
-    fn example_names_shared_by_two_crates_are_reported() {
-        let scratch = crate::testutil::Scratch::new("example-collisions");
-        for (krate, file) in [
-            ("m01-a", "examples/check_shutdown.rs"),
-            ("m01-a", "examples/only_here.rs"),
-            ("m06-b", "examples/check_shutdown/main.rs"),
-            ("m06-b", "examples/notes.txt"),
-        ] {
-            let path = scratch.path.join("crates").join(krate).join(file);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, "fn main() {}\n").unwrap();
-        }
-        let problems = example_name_collisions(&scratch.path);
+    fn example_names_shared_by_two_packages_are_reported() {
+        let meta: Metadata = serde_json::from_str(
+            r#"{"packages": [
+                {"name": "m01-a", "targets": [
+                    {"name": "m01_a", "kind": ["lib"]},
+                    {"name": "check_shutdown", "kind": ["example"]},
+                    {"name": "only_here", "kind": ["example"]}]},
+                {"name": "m06-b", "targets": [
+                    {"name": "m06_b", "kind": ["lib"]},
+                    {"name": "check_shutdown", "kind": ["example"]},
+                    {"name": "only_here", "kind": ["test"]}]}]}"#,
+        )
+        .expect("metadata parses");
         assert_eq!(
-            problems,
+            example_name_collisions(&meta),
             vec![
-                "example `check_shutdown` is defined by crates/m01-a/examples/check_shutdown.rs \
-                 and crates/m06-b/examples/check_shutdown (cargo builds them all to \
-                 target/*/examples/check_shutdown: rename all but one)"
+                "example `check_shutdown` is defined by m01-a and m06-b (cargo builds them all \
+                 to target/*/examples/check_shutdown: rename all but one)"
                     .to_string()
             ]
         );
-        assert_eq!(
-            example_name_collisions(&project_root()),
-            Vec::<String>::new()
+        let workspace = crate::deps::metadata(&project_root()).expect("cargo metadata");
+        assert!(
+            workspace.packages.iter().any(|p| p
+                .targets
+                .iter()
+                .any(|t| t.kind.iter().any(|k| k == "example"))),
+            "the workspace's examples are read"
         );
+        assert_eq!(example_name_collisions(&workspace), Vec::<String>::new());
     }
 
     #[test]

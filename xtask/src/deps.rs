@@ -32,6 +32,19 @@ pub(crate) struct Package {
     /// Its declared dependencies.
     #[serde(default)]
     pub(crate) dependencies: Vec<Dependency>,
+    /// Its build targets (library, binaries, examples, tests, benches).
+    #[serde(default)]
+    pub(crate) targets: Vec<Target>,
+}
+
+/// A build target of a package.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Target {
+    /// Target name (an example's is its output file name).
+    pub(crate) name: String,
+    /// `["lib"]`, `["bin"]`, `["example"]`, `["test"]`, `["bench"]`, …
+    #[serde(default)]
+    pub(crate) kind: Vec<String>,
 }
 
 /// A declared dependency.

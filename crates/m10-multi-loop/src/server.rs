@@ -149,11 +149,12 @@ impl Shared {
             .sum()
     }
 
-    /// Hands `conn` to loop `target`, counting it as adopting there until that loop has
-    /// registered it; gives the connection back if the mailbox refuses it.
+    /// Hands `conn` to loop `target` (through `mailboxes[target]`), counting it as adopting
+    /// there until that loop has registered it; gives the connection back if the mailbox
+    /// refuses it.
     fn send_adopt<S>(
         &self,
-        mailbox: &Mailbox<Message<S>>,
+        mailboxes: &[Mailbox<Message<S>>],
         target: usize,
         conn: Detached<S>,
         now: Instant,
@@ -161,7 +162,7 @@ impl Shared {
         let adopting = &self.loops[target].adopting;
         // AcqRel: the count is up before the message can be seen (and handled) by the target.
         adopting.fetch_add(1, Ordering::AcqRel);
-        match mailbox.send(Message::Adopt { conn, sent: now }) {
+        match mailboxes[target].send(Message::Adopt { conn, sent: now }) {
             Ok(()) => Ok(()),
             Err(refused) => {
                 adopting.fetch_sub(1, Ordering::AcqRel);
@@ -740,10 +741,7 @@ fn migrate<F: SessionFactory, R: m09_event_loop::Reactor>(
         let Some(conn) = lp.detach(token) else {
             continue;
         };
-        match ctx
-            .shared
-            .send_adopt(&ctx.mailboxes[target], target, conn, now)
-        {
+        match ctx.shared.send_adopt(&ctx.mailboxes, target, conn, now) {
             Ok(()) => {
                 me.multi.migrated_out.incr();
                 moved += 1;
@@ -853,10 +851,7 @@ impl<F: SessionFactory> Acceptor<F> {
                     stash: Vec::new(),
                     eof: false,
                 };
-                if let Err(conn) =
-                    self.shared
-                        .send_adopt(&self.mailboxes[target], target, conn, now)
-                {
+                if let Err(conn) = self.shared.send_adopt(&self.mailboxes, target, conn, now) {
                     let _ = sys::send(conn.fd.as_fd(), self.factory.refusal());
                 }
             }
