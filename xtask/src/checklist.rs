@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::manifest::{Manifest, Section};
-use crate::results::{self, CheckRecord, ItemState, MilestoneResults, Profile, Verdict};
+use crate::results::{self, CheckRecord, ExitState, ItemState, MilestoneResults, Profile, Verdict};
 
 /// Renders the checklist (what `cargo xtask milestone N` prints).
 pub(crate) fn render(root: &Path, m: &Manifest, r: Option<&MilestoneResults>) -> String {
@@ -63,10 +63,17 @@ pub(crate) fn render(root: &Path, m: &Manifest, r: Option<&MilestoneResults>) ->
                     .as_ref()
                     .map_or_else(|| "no threshold".into(), ToString::to_string);
                 let check = item.check.as_deref().unwrap_or("no check");
-                let met = if results::exit_met(item, r, &verdicts) {
-                    "met"
-                } else {
-                    "not met"
+                let met = match results::exit_state(item, r, &verdicts) {
+                    ExitState::Met => "met".to_string(),
+                    ExitState::NotMet => "not met".to_string(),
+                    ExitState::Ceiling => format!(
+                        "not met (ceiling: {})",
+                        r.and_then(|r| item
+                            .check
+                            .as_deref()
+                            .and_then(|id| r.checks.iter().find(|c| c.id == id)))
+                            .map_or_else(String::new, CheckRecord::measured_text)
+                    ),
                 };
                 let _ = writeln!(out, "        check {check}, threshold {threshold}: {met}");
             }
@@ -75,6 +82,7 @@ pub(crate) fn render(root: &Path, m: &Manifest, r: Option<&MilestoneResults>) ->
                     let mark = match verdicts.get(e.get_ref().as_str()) {
                         Some(Verdict::Pass) => "pass",
                         Some(Verdict::Fail) => "FAIL",
+                        Some(Verdict::Ceiling) => "CEILING",
                         None => "not verified",
                     };
                     let _ = writeln!(out, "        {} ({mark})", e.get_ref());
@@ -86,14 +94,19 @@ pub(crate) fn render(root: &Path, m: &Manifest, r: Option<&MilestoneResults>) ->
     let c = results::counts(m, r, None);
     let _ = writeln!(
         out,
-        "\n{} items: {} evidenced ({} passing, {} failing), {} open; exit criteria met {}/{}",
+        "\n{} items: {} evidenced ({} passing, {} failing), {} open; exit criteria met {}/{}{}",
         c.total,
         c.evidenced,
         c.passing,
         c.failing,
         c.total - c.evidenced,
         c.exit_met,
-        c.exit_total
+        c.exit_total,
+        if c.exit_ceiling == 0 {
+            String::new()
+        } else {
+            format!(" ({} more at a ceiling, not met)", c.exit_ceiling)
+        }
     );
 
     match r {
@@ -115,7 +128,13 @@ pub(crate) fn render(root: &Path, m: &Manifest, r: Option<&MilestoneResults>) ->
                     Profile::Quick => "quick",
                     Profile::Full => "full",
                 },
-                if r.passed { "passed" } else { "FAILED" }
+                if r.passed {
+                    "passed".to_string()
+                } else if r.failures() == 0 && r.ceilings().next().is_some() {
+                    r.outcome()
+                } else {
+                    "FAILED".to_string()
+                }
             );
             for check in &r.checks {
                 let _ = writeln!(
@@ -171,5 +190,30 @@ mod tests {
         assert_eq!(items, 39, "{text}");
         assert!(text.contains("Exit Criteria (5 items"), "{text}");
         assert!(text.contains("Last verified: never"), "{text}");
+    }
+
+    #[test]
+    fn a_ceiling_shows_as_not_met_with_both_figures() {
+        let (m, r) = results::tests::at_ceiling();
+        let text = render(&project_root(), &m, Some(&r));
+        assert!(
+            text.contains(
+                "check speedup, threshold >= 10 x (vs malloc, same run): \
+                 not met (ceiling: 5.7 x of 10 x; ceiling here 6.7 x)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("exit criteria met 0/1 (1 more at a ceiling, not met)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("quick profile: 1 exit check at a ceiling (not met), nothing failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  CEILING speedup: measured 5.7 x of 10 x; ceiling here 6.7 x"),
+            "{text}"
+        );
     }
 }

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::machine::{GitInfo, Machine};
-use crate::manifest::{Item, Manifest, Section, Threshold, format_number};
+use crate::manifest::{Item, Manifest, Op, Section, Threshold, format_number};
 
 /// Marker before the generated section of a write-up.
 pub(crate) fn begin_marker(number: u32) -> String {
@@ -23,7 +23,20 @@ pub(crate) fn begin_marker(number: u32) -> String {
 /// Marker after the generated section of a write-up.
 pub(crate) const END_MARKER: &str = "<!-- END GENERATED RESULTS -->";
 
-/// Pass or fail.
+/// How close a candidate must come to its yardstick for a missed threshold to be judged a
+/// [`Verdict::Ceiling`] rather than a plain [`Verdict::Fail`].
+///
+/// The rule, for every exit check in the project: a check may report `ceiling` only when
+/// (1) it measured, in the same run, a *yardstick* that does strictly less work than any correct
+/// implementation could (a bare stack with no checks, no generations, no statistics…),
+/// (2) the yardstick itself misses the threshold, and (3) the candidate reaches at least this
+/// fraction of the yardstick's figure: `measured >= CEILING_FRACTION * yardstick` when higher is
+/// better (`>=`, `>`), `measured <= yardstick / CEILING_FRACTION` when lower is better (`<=`,
+/// `<`). It never applies to `==` or `pass` thresholds. A ceiling is **not met**; it only tells
+/// "no implementation could meet this here" apart from "this implementation falls short".
+pub(crate) const CEILING_FRACTION: f64 = 0.85;
+
+/// Pass, fail, or (exit checks only) a miss at the machine's ceiling; see [`CEILING_FRACTION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Verdict {
@@ -31,6 +44,10 @@ pub(crate) enum Verdict {
     Pass,
     /// It did not.
     Fail,
+    /// An exit check missed its threshold, but so did a yardstick doing strictly less work than
+    /// any correct implementation, measured in the same run, and the candidate came within
+    /// [`CEILING_FRACTION`] of it. Not met, yet not a failure of `--verify`.
+    Ceiling,
 }
 
 impl Verdict {
@@ -39,13 +56,25 @@ impl Verdict {
         if ok { Verdict::Pass } else { Verdict::Fail }
     }
 
-    /// `PASS` / `FAIL`.
+    /// `PASS` / `FAIL` / `CEILING`.
     pub(crate) fn label(self) -> &'static str {
         match self {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
+            Verdict::Ceiling => "CEILING",
         }
     }
+}
+
+/// A yardstick measured in the same run as a check: the same figure for something that does
+/// strictly less work than any correct implementation (see [`CEILING_FRACTION`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Yardstick {
+    /// Its figure, in the check's unit.
+    pub(crate) value: f64,
+    /// What it is, in one phrase ("a bare index stack, no checks").
+    pub(crate) what: String,
 }
 
 /// Quick (CI) or full profile.
@@ -96,11 +125,41 @@ pub(crate) struct CheckRecord {
     pub(crate) detail: String,
     /// Wall time.
     pub(crate) duration_s: f64,
+    /// The yardstick the check measured in the same run, if it reported one (records written
+    /// before yardsticks existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) yardstick: Option<Yardstick>,
 }
 
 impl CheckRecord {
-    /// The measurement as shown in tables.
+    /// The measurement as shown in tables; for a ceiling, with the threshold and the yardstick
+    /// (`5.7 x of 10 x; ceiling here 6.7 x`).
     pub(crate) fn measured_text(&self) -> String {
+        if self.verdict == Verdict::Ceiling {
+            if let (Some(m), Some(t), Some(y)) =
+                (self.measured, self.threshold.value, self.yardstick.as_ref())
+            {
+                // The unit proper: `x (vs malloc, same run)` reads `x` three times over.
+                let unit = crate::verify::base_unit(self.unit.as_deref().unwrap_or_default());
+                let with_unit = |v: f64| {
+                    if unit.is_empty() {
+                        format_number(v)
+                    } else {
+                        format!("{} {unit}", format_number(v))
+                    }
+                };
+                let against = match self.threshold.op {
+                    Op::Le | Op::Lt => "against",
+                    _ => "of",
+                };
+                return format!(
+                    "{} {against} {}; ceiling here {}",
+                    with_unit(m),
+                    with_unit(t),
+                    with_unit(y.value)
+                );
+            }
+        }
         match (self.measured, self.pass) {
             (Some(v), _) => match &self.unit {
                 Some(u) if !u.is_empty() => format!("{} {u}", format_number(v)),
@@ -267,6 +326,40 @@ pub(crate) struct MilestoneResults {
     pub(crate) figures: Vec<Figure>,
 }
 
+impl MilestoneResults {
+    /// How many records failed (evidence, checks, experiments, benches); a ceiling is not a
+    /// failure.
+    pub(crate) fn failures(&self) -> usize {
+        let fail = |v: Verdict| v == Verdict::Fail;
+        self.evidence.iter().filter(|e| fail(e.verdict)).count()
+            + self.checks.iter().filter(|c| fail(c.verdict)).count()
+            + self.experiments.iter().filter(|e| fail(e.verdict)).count()
+            + self.benches.iter().filter(|b| fail(b.verdict)).count()
+    }
+
+    /// The exit checks judged at a ceiling.
+    pub(crate) fn ceilings(&self) -> impl Iterator<Item = &CheckRecord> {
+        self.checks.iter().filter(|c| c.verdict == Verdict::Ceiling)
+    }
+
+    /// The outcome in a few words: `everything passed`, `2 failed`, `1 exit check at a ceiling
+    /// (not met), nothing failed`, `2 failed, 1 exit check at a ceiling (not met)`.
+    pub(crate) fn outcome(&self) -> String {
+        let failures = self.failures();
+        let ceilings = self.ceilings().count();
+        let at_ceiling = format!(
+            "{ceilings} exit check{} at a ceiling (not met)",
+            if ceilings == 1 { "" } else { "s" }
+        );
+        match (self.passed, failures, ceilings) {
+            (true, _, _) => "everything passed".into(),
+            (false, f, 0) => format!("{f} failed"),
+            (false, 0, _) => format!("{at_ceiling}, nothing failed"),
+            (false, f, _) => format!("{f} failed, {at_ceiling}"),
+        }
+    }
+}
+
 /// What `cargo xtask milestone N --bench` recorded (`docs/results/mNN-bench.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct BenchResults {
@@ -360,7 +453,8 @@ pub(crate) fn item_state(item: &Item, verdicts: &BTreeMap<&str, Verdict>) -> Ite
     let mut all_pass = true;
     for e in &item.evidence {
         match verdicts.get(e.get_ref().as_str()) {
-            Some(Verdict::Fail) => return ItemState::Failing,
+            // Evidence is pass/fail; a ceiling (exit checks only) is not passing either.
+            Some(Verdict::Fail | Verdict::Ceiling) => return ItemState::Failing,
             Some(Verdict::Pass) => {}
             None => all_pass = false,
         }
@@ -372,27 +466,60 @@ pub(crate) fn item_state(item: &Item, verdicts: &BTreeMap<&str, Verdict>) -> Ite
     }
 }
 
-/// Whether an exit item is met: its check passed in the last run and none of its evidence
-/// failed or is unverified.
-pub(crate) fn exit_met(
+/// An exit item against the last record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitState {
+    /// Its check passed and none of its evidence failed or is unverified.
+    Met,
+    /// Its check is at a ceiling ([`Verdict::Ceiling`]) and its evidence is fine: not met.
+    Ceiling,
+    /// Anything else: not met.
+    NotMet,
+}
+
+impl ExitState {
+    /// The verdict cell of the write-ups' exit-criteria table.
+    pub(crate) fn markdown(self) -> &'static str {
+        match self {
+            ExitState::Met => "met",
+            ExitState::Ceiling => "**not met** (ceiling)",
+            ExitState::NotMet => "**not met**",
+        }
+    }
+
+    /// The same in plain text (`--verify`'s table, the checklist).
+    pub(crate) fn plain(self) -> &'static str {
+        match self {
+            ExitState::Met => "met",
+            ExitState::Ceiling => "NOT MET (ceiling)",
+            ExitState::NotMet => "NOT MET",
+        }
+    }
+}
+
+/// An exit item's state: met when its check passed in the last run and none of its evidence
+/// failed or is unverified; a ceiling when its check is at a ceiling and the evidence is fine.
+pub(crate) fn exit_state(
     item: &Item,
     results: Option<&MilestoneResults>,
     verdicts: &BTreeMap<&str, Verdict>,
-) -> bool {
+) -> ExitState {
     let Some(results) = results else {
-        return false;
+        return ExitState::NotMet;
     };
-    let check_passed = item.check.as_deref().is_some_and(|id| {
-        results
-            .checks
-            .iter()
-            .any(|c| c.id == id && c.verdict == Verdict::Pass)
-    });
-    check_passed
-        && matches!(
-            item_state(item, verdicts),
-            ItemState::Open | ItemState::Passing
-        )
+    let check = item
+        .check
+        .as_deref()
+        .and_then(|id| results.checks.iter().find(|c| c.id == id));
+    let evidence_ok = matches!(
+        item_state(item, verdicts),
+        ItemState::Open | ItemState::Passing
+    );
+    match check.map(|c| c.verdict) {
+        Some(Verdict::Pass) if evidence_ok => ExitState::Met,
+        Some(Verdict::Ceiling) if evidence_ok => ExitState::Ceiling,
+        _ => ExitState::NotMet,
+    }
 }
 
 /// Counts for one milestone (status board, `milestone N`).
@@ -410,6 +537,8 @@ pub(crate) struct Counts {
     pub(crate) exit_total: usize,
     /// Exit items met.
     pub(crate) exit_met: usize,
+    /// Exit items not met because their check is at a ceiling.
+    pub(crate) exit_ceiling: usize,
 }
 
 /// Counts the items of `manifest` (optionally only one section).
@@ -439,8 +568,10 @@ pub(crate) fn counts(
         }
         if item.section == Section::Exit {
             c.exit_total += 1;
-            if exit_met(item, results, &verdicts) {
-                c.exit_met += 1;
+            match exit_state(item, results, &verdicts) {
+                ExitState::Met => c.exit_met += 1,
+                ExitState::Ceiling => c.exit_ceiling += 1,
+                ExitState::NotMet => {}
             }
         }
     }
@@ -490,23 +621,6 @@ pub(crate) fn table_markdown(table: &Table) -> String {
 /// The generated results section (between the markers, exclusive).
 pub(crate) fn results_markdown(manifest: &Manifest, r: &MilestoneResults) -> String {
     let mut out = String::new();
-    let failures = r
-        .evidence
-        .iter()
-        .filter(|e| e.verdict == Verdict::Fail)
-        .count()
-        + r.checks
-            .iter()
-            .filter(|c| c.verdict == Verdict::Fail)
-            .count()
-        + r.experiments
-            .iter()
-            .filter(|e| e.verdict == Verdict::Fail)
-            .count()
-        + r.benches
-            .iter()
-            .filter(|b| b.verdict == Verdict::Fail)
-            .count();
     let _ = writeln!(out, "## Results\n");
     let _ = writeln!(
         out,
@@ -518,11 +632,7 @@ pub(crate) fn results_markdown(manifest: &Manifest, r: &MilestoneResults) -> Str
             Profile::Quick => "quick",
             Profile::Full => "full",
         },
-        if r.passed {
-            "everything passed".to_string()
-        } else {
-            format!("{failures} failed")
-        }
+        r.outcome()
     );
     if r.profile == Profile::Quick {
         let _ = writeln!(
@@ -547,14 +657,14 @@ pub(crate) fn results_markdown(manifest: &Manifest, r: &MilestoneResults) -> Str
             .threshold
             .as_ref()
             .map_or_else(|| "—".to_string(), ToString::to_string);
-        let met = exit_met(item, Some(r), &verdicts);
+        let state = exit_state(item, Some(r), &verdicts);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} |",
             md_cell(&item.text),
             md_cell(&measured),
             md_cell(&threshold),
-            if met { "met" } else { "**not met**" }
+            state.markdown()
         );
     }
     if !r.checks.is_empty() {
@@ -562,7 +672,7 @@ pub(crate) fn results_markdown(manifest: &Manifest, r: &MilestoneResults) -> Str
         for c in &r.checks {
             let _ = writeln!(
                 out,
-                "- `{}`: `{}` ({:.1} s){}",
+                "- `{}`: `{}` ({:.1} s){}{}",
                 c.id,
                 c.command,
                 c.duration_s,
@@ -570,7 +680,17 @@ pub(crate) fn results_markdown(manifest: &Manifest, r: &MilestoneResults) -> Str
                     String::new()
                 } else {
                     format!(": {}", c.detail.replace('\n', " "))
-                }
+                },
+                c.yardstick.as_ref().map_or_else(String::new, |y| format!(
+                    " (yardstick, same run: {}, {}{})",
+                    y.what.replace('\n', " "),
+                    format_number(y.value),
+                    c.unit
+                        .as_deref()
+                        .map(crate::verify::base_unit)
+                        .filter(|u| !u.is_empty())
+                        .map_or_else(String::new, |u| format!(" {u}"))
+                ))
             );
         }
     }
@@ -683,7 +803,7 @@ pub(crate) fn update_writeup(root: &Path, manifest: &Manifest, r: &MilestoneResu
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn manifest() -> Manifest {
@@ -716,7 +836,7 @@ evidence = ["test:m07-buffers::pool::reuses"]
         Manifest::parse(text, Path::new("milestones/07-buffers.toml")).expect("parses")
     }
 
-    fn results(test: Verdict, check: Verdict) -> MilestoneResults {
+    pub(crate) fn results(test: Verdict, check: Verdict) -> MilestoneResults {
         MilestoneResults {
             milestone: 7,
             title: "t".into(),
@@ -733,6 +853,7 @@ evidence = ["test:m07-buffers::pool::reuses"]
             git: GitInfo {
                 revision: "0123456789abcdef".into(),
                 dirty: true,
+                ..GitInfo::default()
             },
             timestamp: "2026-11-25T00:00:00Z".into(),
             passed: false,
@@ -763,6 +884,7 @@ evidence = ["test:m07-buffers::pool::reuses"]
                 verdict: check,
                 detail: String::new(),
                 duration_s: 0.1,
+                yardstick: None,
             }],
             experiments: vec![],
             benches: vec![],
@@ -780,7 +902,7 @@ evidence = ["test:m07-buffers::pool::reuses"]
         assert_eq!(item_state(items[0], &v), ItemState::Unverified);
         assert_eq!(item_state(items[1], &v), ItemState::Open);
         assert_eq!(item_state(items[2], &v), ItemState::Passing);
-        assert!(exit_met(items[2], Some(&r), &v));
+        assert_eq!(exit_state(items[2], Some(&r), &v), ExitState::Met);
         let c = counts(&m, Some(&r), None);
         assert_eq!(
             c,
@@ -790,7 +912,8 @@ evidence = ["test:m07-buffers::pool::reuses"]
                 passing: 1,
                 failing: 0,
                 exit_total: 1,
-                exit_met: 1
+                exit_met: 1,
+                exit_ceiling: 0,
             }
         );
     }
@@ -802,11 +925,11 @@ evidence = ["test:m07-buffers::pool::reuses"]
         let r = results(Verdict::Fail, Verdict::Pass);
         let v = verdict_map(Some(&r));
         assert_eq!(item_state(exit, &v), ItemState::Failing);
-        assert!(!exit_met(exit, Some(&r), &v));
+        assert_eq!(exit_state(exit, Some(&r), &v), ExitState::NotMet);
         let r = results(Verdict::Pass, Verdict::Fail);
         let v = verdict_map(Some(&r));
-        assert!(!exit_met(exit, Some(&r), &v));
-        assert!(!exit_met(exit, None, &BTreeMap::new()));
+        assert_eq!(exit_state(exit, Some(&r), &v), ExitState::NotMet);
+        assert_eq!(exit_state(exit, None, &BTreeMap::new()), ExitState::NotMet);
     }
 
     #[test]
@@ -858,5 +981,140 @@ evidence = ["test:m07-buffers::pool::reuses"]
         assert!(Table::parse("size ns\n4096 12\n").is_err());
         let md = table_markdown(&Table::parse(ok).expect("ok"));
         assert_eq!(md, "| size | ns |\n|---|---|\n| 4 KiB | 12.5 |\n");
+    }
+
+    /// The record of a `>= 10 x` exit check at a ceiling: 5.7 x, the yardstick 6.7 x.
+    pub(crate) fn at_ceiling() -> (Manifest, MilestoneResults) {
+        let text = r#"number = 7
+slug = "buffers"
+title = "Memory Pools & Zero-Copy Buffers"
+crate = "m07-buffers"
+phase = 2
+phase_title = "Concurrency & Performance"
+built = true
+objectives = []
+[server]
+args = ["serve", "--listen", "{listen}"]
+protocol = "http1.1"
+[[item]]
+section = "exit"
+text = "10x faster than malloc"
+check = "speedup"
+threshold = { op = ">=", value = 10, unit = "x (vs malloc, same run)" }
+evidence = ["test:m07-buffers::pool::reuses"]
+"#;
+        let m = Manifest::parse(text, Path::new("milestones/07-buffers.toml")).expect("parses");
+        let mut r = results(Verdict::Pass, Verdict::Ceiling);
+        let c = &mut r.checks[0];
+        c.id = "speedup".into();
+        c.item = "10x faster than malloc".into();
+        c.measured = Some(5.7);
+        c.unit = Some("x (vs malloc, same run)".into());
+        c.threshold = Threshold {
+            op: Op::Ge,
+            value: Some(10.0),
+            unit: Some("x (vs malloc, same run)".into()),
+        };
+        c.yardstick = Some(Yardstick {
+            value: 6.7,
+            what: "a bare index stack, no checks".into(),
+        });
+        (m, r)
+    }
+
+    #[test]
+    fn ceiling_verdict_serialises_as_ceiling() {
+        assert_eq!(
+            serde_json::to_string(&Verdict::Ceiling).expect("serialises"),
+            "\"ceiling\""
+        );
+        let v: Verdict = serde_json::from_str("\"ceiling\"").expect("parses");
+        assert_eq!(v, Verdict::Ceiling);
+        assert_eq!(Verdict::Ceiling.label(), "CEILING");
+        assert!((0.0..1.0).contains(&CEILING_FRACTION));
+    }
+
+    #[test]
+    fn old_check_records_without_a_yardstick_still_load_and_round_trip() {
+        let old = r#"{"id": "alloc_free", "item": "Allocation-free hot path", "command": "cargo run",
+            "measured": 0.0, "unit": "allocs", "pass": null,
+            "threshold": {"op": "==", "value": 0.0, "unit": "allocs"},
+            "verdict": "pass", "detail": "", "duration_s": 0.1}"#;
+        let c: CheckRecord = serde_json::from_str(old).expect("an old record loads");
+        assert_eq!(c.yardstick, None);
+        assert_eq!(c.verdict, Verdict::Pass);
+        // Rewriting it adds nothing: records without a yardstick stay byte-for-byte the same.
+        let again = serde_json::to_string(&c).expect("serialises");
+        assert!(!again.contains("yardstick"), "{again}");
+        // With one, it is kept.
+        let (_, r) = at_ceiling();
+        let text = serde_json::to_string(&r).expect("serialises");
+        assert!(
+            text.contains(r#""yardstick":{"value":6.7,"what":"a bare index stack, no checks"}"#),
+            "{text}"
+        );
+        let back: MilestoneResults = serde_json::from_str(&text).expect("parses");
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_ceiling_is_not_met_and_shows_both_figures() {
+        let (m, r) = at_ceiling();
+        let exit = m.exit_items().next().expect("exit item");
+        let v = verdict_map(Some(&r));
+        assert_eq!(exit_state(exit, Some(&r), &v), ExitState::Ceiling);
+        let c = counts(&m, Some(&r), None);
+        assert_eq!((c.exit_met, c.exit_ceiling, c.exit_total), (0, 1, 1));
+        assert_eq!(
+            r.checks[0].measured_text(),
+            "5.7 x of 10 x; ceiling here 6.7 x"
+        );
+        let md = results_markdown(&m, &r);
+        assert!(
+            md.contains(
+                "| 10x faster than malloc | 5.7 x of 10 x; ceiling here 6.7 x | \
+                 >= 10 x (vs malloc, same run) | **not met** (ceiling) |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("**1 exit check at a ceiling (not met), nothing failed**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("(yardstick, same run: a bare index stack, no checks, 6.7 x)"),
+            "{md}"
+        );
+        assert_eq!(r.failures(), 0);
+        // Failing evidence makes it a plain miss, whatever the check says.
+        let mut r = r;
+        r.evidence[0].verdict = Verdict::Fail;
+        let v = verdict_map(Some(&r));
+        assert_eq!(exit_state(exit, Some(&r), &v), ExitState::NotMet);
+        assert_eq!(r.outcome(), "1 failed, 1 exit check at a ceiling (not met)");
+    }
+
+    #[test]
+    fn lower_is_better_ceiling_text() {
+        let (_, mut r) = at_ceiling();
+        let c = &mut r.checks[0];
+        c.measured = Some(12.5);
+        c.unit = Some("ms".into());
+        c.threshold = Threshold {
+            op: Op::Le,
+            value: Some(10.0),
+            unit: Some("ms".into()),
+        };
+        c.yardstick = Some(Yardstick {
+            value: 11.0,
+            what: "no parsing at all".into(),
+        });
+        assert_eq!(
+            c.measured_text(),
+            "12.5 ms against 10 ms; ceiling here 11 ms"
+        );
+        // Only a ceiling verdict shows the yardstick in the measured column.
+        c.verdict = Verdict::Fail;
+        assert_eq!(c.measured_text(), "12.5 ms");
     }
 }

@@ -21,8 +21,8 @@ use crate::machine::{self, GitInfo, Machine};
 use crate::manifest::{Bench, Check, Experiment, Item, Manifest, Op, Threshold};
 use crate::report;
 use crate::results::{
-    self, BenchRecord, BuildRecord, CheckRecord, EvidenceRecord, ExperimentRecord, Figure,
-    MilestoneResults, Profile, Table, Verdict,
+    self, BenchRecord, BuildRecord, CEILING_FRACTION, CheckRecord, EvidenceRecord,
+    ExperimentRecord, Figure, MilestoneResults, Profile, Table, Verdict, Yardstick,
 };
 use crate::setup;
 
@@ -45,60 +45,101 @@ pub(crate) struct CheckOutput {
     /// What was measured, for the record.
     #[serde(default)]
     pub(crate) detail: Option<String>,
+    /// The same figure for a yardstick measured in the same run (something doing strictly less
+    /// work than any correct implementation); lets a miss be judged a [`Verdict::Ceiling`].
+    #[serde(default)]
+    pub(crate) yardstick: Option<Yardstick>,
 }
 
-/// Compares a check's output with its threshold: (passed, why).
-pub(crate) fn judge_check(threshold: &Threshold, out: &CheckOutput) -> (bool, String) {
+/// Compares a check's output with its threshold: (verdict, why). A missed numeric threshold is
+/// a [`Verdict::Ceiling`] instead of a [`Verdict::Fail`] when [`at_ceiling`] says so.
+pub(crate) fn judge_check(threshold: &Threshold, out: &CheckOutput) -> (Verdict, String) {
+    let fail = |why: String| (Verdict::Fail, why);
     if out.pass == Some(false) {
-        return (false, "the check reported pass = false".into());
+        return fail("the check reported pass = false".into());
     }
     match threshold.op {
         Op::Pass => match out.pass {
-            Some(true) => (true, String::new()),
-            _ => (
-                false,
-                "threshold is op = \"pass\" but the check printed no \"pass\"".into(),
-            ),
+            Some(true) => (Verdict::Pass, String::new()),
+            _ => fail("threshold is op = \"pass\" but the check printed no \"pass\"".into()),
         },
         op => {
             let (Some(measured), Some(value)) = (out.measured, threshold.value) else {
-                return (
-                    false,
-                    format!("threshold is {threshold} but the check printed no \"measured\""),
-                );
+                return fail(format!(
+                    "threshold is {threshold} but the check printed no \"measured\""
+                ));
             };
             if !measured.is_finite() {
-                return (false, format!("measured {measured} is not a finite number"));
+                return fail(format!("measured {measured} is not a finite number"));
             }
             match (&out.unit, &threshold.unit) {
                 (Some(got), Some(want)) if base_unit(got) != base_unit(want) => {
-                    return (
-                        false,
-                        format!(
-                            "unit mismatch: the check reports {got}, the threshold is in {want}"
-                        ),
-                    );
+                    return fail(format!(
+                        "unit mismatch: the check reports {got}, the threshold is in {want}"
+                    ));
                 }
                 (None, Some(want)) => {
-                    return (
-                        false,
-                        format!("the check reported no unit (threshold is in {want})"),
-                    );
+                    return fail(format!(
+                        "the check reported no unit (threshold is in {want})"
+                    ));
                 }
                 _ => {}
             }
             if op.holds(measured, value) {
-                (true, String::new())
-            } else {
+                return (Verdict::Pass, String::new());
+            }
+            let n = crate::manifest::format_number;
+            let missed = format!("{} does not satisfy {threshold}", n(measured));
+            let Some(y) = &out.yardstick else {
+                return fail(missed);
+            };
+            if !y.value.is_finite() {
+                return fail(format!(
+                    "{missed}; the yardstick ({}) is not a finite number: {}",
+                    y.what, y.value
+                ));
+            }
+            if op.holds(y.value, value) {
+                return fail(format!(
+                    "{missed}, though the yardstick ({}) reaches {} in the same run: not a ceiling",
+                    y.what,
+                    n(y.value)
+                ));
+            }
+            if at_ceiling(op, measured, y.value) {
                 (
-                    false,
+                    Verdict::Ceiling,
                     format!(
-                        "{} does not satisfy {threshold}",
-                        crate::manifest::format_number(measured)
+                        "ceiling: {missed}, and neither does the yardstick ({}) at {} in the same \
+                         run; {} is within {} % of it",
+                        y.what,
+                        n(y.value),
+                        n(measured),
+                        n(CEILING_FRACTION * 100.0)
                     ),
                 )
+            } else {
+                fail(format!(
+                    "{missed}; the yardstick ({}) misses it too at {}, but {} is not within {} % \
+                     of it: not a ceiling",
+                    y.what,
+                    n(y.value),
+                    n(measured),
+                    n(CEILING_FRACTION * 100.0)
+                ))
             }
         }
+    }
+}
+
+/// Whether `measured` is within [`CEILING_FRACTION`] of `yardstick` in the direction `op`
+/// rewards (the rule is stated there). Only `>=`/`>` (higher is better) and `<=`/`<` (lower is
+/// better) can be at a ceiling.
+pub(crate) fn at_ceiling(op: Op, measured: f64, yardstick: f64) -> bool {
+    match op {
+        Op::Ge | Op::Gt => measured >= CEILING_FRACTION * yardstick,
+        Op::Le | Op::Lt => measured <= yardstick / CEILING_FRACTION,
+        Op::Eq | Op::Pass => false,
     }
 }
 
@@ -120,6 +161,10 @@ impl Progress {
         let status = match verdict {
             Verdict::Pass => "ok".to_string(),
             Verdict::Fail => format!("FAIL: {detail}"),
+            Verdict::Ceiling => format!(
+                "CEILING (not met, not a failure): {}",
+                detail.strip_prefix("ceiling: ").unwrap_or(detail)
+            ),
         };
         println!(
             "[{}/{}] {what} {status} ({secs:.1} s)",
@@ -256,6 +301,10 @@ fn run_with_env(
     if let Some(reason) = m.not_built_reason(root) {
         bail!("{reason}");
     }
+    // Results are meant to be recorded from committed trees: say so loudly when this one is not
+    // (and again at the end). The record keeps the revision and changes seen at the start.
+    let git_start = GitInfo::current(root);
+    git_start.warn_if_dirty("start");
     let packages = deps::workspace_packages(root)?;
     let problems = consistency::resolution_problems(m, Some(&packages));
     if let Some(first) = problems.first() {
@@ -378,6 +427,7 @@ fn run_with_env(
             verdict: Verdict::Fail,
             detail: String::new(),
             duration_s: 0.0,
+            yardstick: None,
         };
         match run_manifest_command(&cmd) {
             Err(e) => record.detail = format!("{e:#}"),
@@ -389,15 +439,16 @@ fn run_with_env(
                     match serde_json::from_str::<CheckOutput>(out.stdout.trim()) {
                         Err(e) => {
                             record.detail = format!(
-                                "stdout is not {{\"measured\", \"unit\", \"detail\"}} or {{\"pass\", \"detail\"}} JSON: {e}"
+                                "stdout is not {{\"measured\", \"unit\", \"detail\"}} (optionally with \"yardstick\": {{\"value\", \"what\"}}) or {{\"pass\", \"detail\"}} JSON: {e}"
                             );
                         }
                         Ok(parsed) => {
-                            let (ok, why) = judge_check(&threshold, &parsed);
+                            let (verdict, why) = judge_check(&threshold, &parsed);
                             record.measured = parsed.measured;
                             record.unit = parsed.unit.clone();
                             record.pass = parsed.pass;
-                            record.verdict = Verdict::from_bool(ok);
+                            record.yardstick = parsed.yardstick.clone();
+                            record.verdict = verdict;
                             let own = parsed.detail.unwrap_or_default();
                             record.detail = match (own.is_empty(), why.is_empty()) {
                                 (_, true) => own,
@@ -500,7 +551,7 @@ fn run_with_env(
             if quick { " --quick" } else { "" }
         ),
         machine: Machine::current(),
-        git: GitInfo::current(root),
+        git: git_start.finish(root),
         timestamp: machine::timestamp_now(),
         passed,
         build: build_record,
@@ -521,36 +572,40 @@ fn run_with_env(
     if let Err(e) = report::write(root) {
         eprintln!("warning: docs/README.md not regenerated: {e:#}");
     }
-    if passed {
-        println!("milestone {} verified: everything passed", m.number);
-        Ok(())
-    } else {
-        let failed = record
-            .evidence
-            .iter()
-            .filter(|e| e.verdict == Verdict::Fail)
-            .count()
-            + record
-                .checks
-                .iter()
-                .filter(|c| c.verdict == Verdict::Fail)
-                .count()
-            + record
-                .experiments
-                .iter()
-                .filter(|e| e.verdict == Verdict::Fail)
-                .count()
-            + record
-                .benches
-                .iter()
-                .filter(|b| b.verdict == Verdict::Fail)
-                .count();
-        bail!(
-            "milestone {} failed verification: {failed} failures (details in {})",
-            m.number,
-            m.results_path().display()
-        )
+    record.git.warn_if_dirty("end");
+    let tests_ok = test_results.values().all(|(v, _, _)| v.passed);
+    println!("{}", conclude(m, &record, tests_ok)?);
+    Ok(())
+}
+
+/// The last line of `--verify`: `Ok` when nothing failed (exit 0; exit checks at a ceiling are
+/// not met but do not fail the run), `Err` with the number of failures otherwise.
+fn conclude(m: &Manifest, r: &MilestoneResults, tests_ok: bool) -> Result<String> {
+    if r.passed {
+        return Ok(format!(
+            "milestone {} verified: everything passed",
+            r.milestone
+        ));
     }
+    let failed = r.failures();
+    let ceilings: Vec<String> = r
+        .ceilings()
+        .map(|c| format!("{} ({})", c.id, c.measured_text()))
+        .collect();
+    if failed == 0 && tests_ok && !ceilings.is_empty() {
+        return Ok(format!(
+            "milestone {} verified: nothing failed; {} exit criteri{} at a ceiling, NOT MET: {}",
+            r.milestone,
+            ceilings.len(),
+            if ceilings.len() == 1 { "on" } else { "a" },
+            ceilings.join(", ")
+        ));
+    }
+    bail!(
+        "milestone {} failed verification: {failed} failures (details in {})",
+        r.milestone,
+        m.results_path().display()
+    )
 }
 
 /// Runs a bench command and records it (and a figure, when it printed a load report).
@@ -672,11 +727,7 @@ fn print_table(m: &Manifest, r: &MilestoneResults) {
                 item.threshold
                     .as_ref()
                     .map_or_else(|| "—".into(), ToString::to_string),
-                if results::exit_met(item, Some(r), &verdicts) {
-                    "met".into()
-                } else {
-                    "NOT MET".into()
-                },
+                results::exit_state(item, Some(r), &verdicts).plain().into(),
             ]
         })
         .collect();
@@ -730,6 +781,13 @@ fn print_table(m: &Manifest, r: &MilestoneResults) {
             println!("  {f}");
         }
     }
+    let ceilings: Vec<&CheckRecord> = r.ceilings().collect();
+    if !ceilings.is_empty() {
+        println!("\nat a ceiling (not met; not failures of --verify):");
+        for c in ceilings {
+            println!("  check {}: {}: {}", c.id, c.measured_text(), c.detail);
+        }
+    }
     println!();
 }
 
@@ -751,35 +809,36 @@ mod tests {
             unit: Some(unit.into()),
             pass: None,
             detail: None,
+            yardstick: None,
         }
     }
 
     #[test]
     fn numeric_thresholds() {
         let t = threshold(Op::Le, Some(100.0), Some("ms"));
-        assert!(judge_check(&t, &measured(99.5, "ms")).0);
-        assert!(judge_check(&t, &measured(100.0, "ms")).0);
-        let (ok, why) = judge_check(&t, &measured(100.5, "ms"));
-        assert!(!ok);
+        assert_eq!(judge_check(&t, &measured(99.5, "ms")).0, Verdict::Pass);
+        assert_eq!(judge_check(&t, &measured(100.0, "ms")).0, Verdict::Pass);
+        let (verdict, why) = judge_check(&t, &measured(100.5, "ms"));
+        assert_eq!(verdict, Verdict::Fail);
         assert_eq!(why, "100.5 does not satisfy <= 100 ms");
-        let (ok, why) = judge_check(&t, &measured(0.05, "s"));
-        assert!(!ok, "a unit mismatch must not pass");
+        let (verdict, why) = judge_check(&t, &measured(0.05, "s"));
+        assert_eq!(verdict, Verdict::Fail, "a unit mismatch must not pass");
         assert!(why.contains("unit mismatch"));
         let no_unit = CheckOutput {
             measured: Some(1.0),
             ..CheckOutput::default()
         };
-        assert!(!judge_check(&t, &no_unit).0);
+        assert_eq!(judge_check(&t, &no_unit).0, Verdict::Fail);
         // A manifest may explain its unit; the check reports the unit proper.
         let pct = threshold(Op::Ge, Some(90.0), Some("% of linear (same run)"));
-        assert!(judge_check(&pct, &measured(93.0, "%")).0);
-        assert!(!judge_check(&pct, &measured(93.0, "ms")).0);
+        assert_eq!(judge_check(&pct, &measured(93.0, "%")).0, Verdict::Pass);
+        assert_eq!(judge_check(&pct, &measured(93.0, "ms")).0, Verdict::Fail);
         assert_eq!(base_unit("% (vs read+write, same run)"), "%");
         assert_eq!(base_unit("connections"), "connections");
         let ge = threshold(Op::Ge, Some(5.0), Some("x"));
-        assert!(judge_check(&ge, &measured(5.2, "x")).0);
-        assert!(!judge_check(&ge, &measured(4.9, "x")).0);
-        assert!(!judge_check(&ge, &measured(f64::NAN, "x")).0);
+        assert_eq!(judge_check(&ge, &measured(5.2, "x")).0, Verdict::Pass);
+        assert_eq!(judge_check(&ge, &measured(4.9, "x")).0, Verdict::Fail);
+        assert_eq!(judge_check(&ge, &measured(f64::NAN, "x")).0, Verdict::Fail);
     }
 
     #[test]
@@ -789,9 +848,9 @@ mod tests {
             pass: p,
             ..CheckOutput::default()
         };
-        assert!(judge_check(&t, &pass(Some(true))).0);
-        assert!(!judge_check(&t, &pass(Some(false))).0);
-        assert!(!judge_check(&t, &pass(None)).0);
+        assert_eq!(judge_check(&t, &pass(Some(true))).0, Verdict::Pass);
+        assert_eq!(judge_check(&t, &pass(Some(false))).0, Verdict::Fail);
+        assert_eq!(judge_check(&t, &pass(None)).0, Verdict::Fail);
         // A numeric check reporting failure fails whatever it measured.
         let n = threshold(Op::Le, Some(10.0), Some("ms"));
         let mixed = CheckOutput {
@@ -799,8 +858,222 @@ mod tests {
             unit: Some("ms".into()),
             pass: Some(false),
             detail: None,
+            yardstick: None,
         };
-        assert!(!judge_check(&n, &mixed).0);
+        assert_eq!(judge_check(&n, &mixed).0, Verdict::Fail);
+    }
+
+    fn with_yardstick(v: f64, unit: &str, yardstick: f64) -> CheckOutput {
+        CheckOutput {
+            yardstick: Some(Yardstick {
+                value: yardstick,
+                what: "a bare stack".into(),
+            }),
+            ..measured(v, unit)
+        }
+    }
+
+    #[test]
+    fn ceiling_met_threshold_passes_whatever_the_yardstick() {
+        let t = threshold(Op::Ge, Some(10.0), Some("x (vs malloc, same run)"));
+        let (v, why) = judge_check(&t, &with_yardstick(12.0, "x", 15.0));
+        assert_eq!((v, why.as_str()), (Verdict::Pass, ""));
+        assert_eq!(
+            judge_check(&t, &with_yardstick(12.0, "x", 6.0)).0,
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn ceiling_higher_is_better() {
+        let t = threshold(Op::Ge, Some(10.0), Some("x (vs malloc, same run)"));
+        // 5.7 / 6.7 = 85.1 %: the yardstick misses 10x too, and the candidate is within 85 %.
+        let (v, why) = judge_check(&t, &with_yardstick(5.7, "x", 6.7));
+        assert_eq!(v, Verdict::Ceiling, "{why}");
+        assert_eq!(
+            why,
+            "ceiling: 5.7 does not satisfy >= 10 x (vs malloc, same run), and neither does the \
+             yardstick (a bare stack) at 6.7 in the same run; 5.7 is within 85 % of it"
+        );
+        let gt = threshold(Op::Gt, Some(10.0), Some("x"));
+        assert_eq!(
+            judge_check(&gt, &with_yardstick(9.0, "x", 10.0)).0,
+            Verdict::Ceiling,
+            "a yardstick exactly at a strict bound misses it"
+        );
+    }
+
+    #[test]
+    fn ceiling_lower_is_better() {
+        let t = threshold(Op::Le, Some(10.0), Some("ms"));
+        // 12.5 <= 11 / 0.85 = 12.94.
+        assert_eq!(
+            judge_check(&t, &with_yardstick(12.5, "ms", 11.0)).0,
+            Verdict::Ceiling
+        );
+        // 13 > 12.94: too far behind the yardstick.
+        let (v, why) = judge_check(&t, &with_yardstick(13.0, "ms", 11.0));
+        assert_eq!(v, Verdict::Fail);
+        assert!(why.contains("not within 85 %"), "{why}");
+        let lt = threshold(Op::Lt, Some(10.0), Some("ms"));
+        assert_eq!(
+            judge_check(&lt, &with_yardstick(11.0, "ms", 10.0)).0,
+            Verdict::Ceiling
+        );
+    }
+
+    #[test]
+    fn a_yardstick_that_meets_the_threshold_means_a_plain_miss() {
+        let t = threshold(Op::Ge, Some(10.0), Some("x"));
+        let (v, why) = judge_check(&t, &with_yardstick(9.5, "x", 11.0));
+        assert_eq!(v, Verdict::Fail);
+        assert!(why.ends_with("not a ceiling"), "{why}");
+        let le = threshold(Op::Le, Some(10.0), Some("ms"));
+        assert_eq!(
+            judge_check(&le, &with_yardstick(10.5, "ms", 9.0)).0,
+            Verdict::Fail
+        );
+    }
+
+    #[test]
+    fn a_candidate_below_85_percent_of_the_yardstick_fails() {
+        let t = threshold(Op::Ge, Some(10.0), Some("x"));
+        // 5.0 / 6.7 = 74.6 %.
+        let (v, why) = judge_check(&t, &with_yardstick(5.0, "x", 6.7));
+        assert_eq!(v, Verdict::Fail);
+        assert!(why.contains("is not within 85 % of it"), "{why}");
+        assert!(!at_ceiling(Op::Ge, 5.0, 6.7));
+        assert!(at_ceiling(Op::Ge, 5.7, 6.7));
+        assert!(at_ceiling(Op::Le, 12.9, 11.0));
+        assert!(!at_ceiling(Op::Le, 13.0, 11.0));
+    }
+
+    #[test]
+    fn no_yardstick_no_ceiling() {
+        let t = threshold(Op::Ge, Some(10.0), Some("x"));
+        let (v, why) = judge_check(&t, &measured(9.9, "x"));
+        assert_eq!(v, Verdict::Fail);
+        assert_eq!(why, "9.9 does not satisfy >= 10 x");
+        // Equality and pass/fail thresholds never have a ceiling.
+        let eq = threshold(Op::Eq, Some(0.0), Some("allocs"));
+        assert_eq!(
+            judge_check(&eq, &with_yardstick(1.0, "allocs", 1.0)).0,
+            Verdict::Fail
+        );
+        assert!(!at_ceiling(Op::Eq, 1.0, 1.0));
+        assert!(!at_ceiling(Op::Pass, 1.0, 1.0));
+        let pass = threshold(Op::Pass, None, None);
+        let out = CheckOutput {
+            pass: Some(false),
+            ..with_yardstick(1.0, "x", 1.0)
+        };
+        assert_eq!(judge_check(&pass, &out).0, Verdict::Fail);
+        // Neither do units that do not match, or a yardstick that is not a number.
+        assert_eq!(
+            judge_check(&t, &with_yardstick(5.7, "ms", 6.7)).0,
+            Verdict::Fail
+        );
+        assert_eq!(
+            judge_check(&t, &with_yardstick(5.7, "x", f64::NAN)).0,
+            Verdict::Fail
+        );
+    }
+
+    #[test]
+    fn check_output_with_a_yardstick_parses() {
+        // What `m01_raw_sockets::lab::print_measured_with_yardstick` prints.
+        let out: CheckOutput = serde_json::from_str(
+            r#"{"measured": 5.7, "unit": "x", "yardstick": {"value": 6.7, "what": "a bare stack"}, "detail": "d"}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            out.yardstick,
+            Some(Yardstick {
+                value: 6.7,
+                what: "a bare stack".into()
+            })
+        );
+        assert!(
+            serde_json::from_str::<CheckOutput>(
+                r#"{"measured": 5.7, "unit": "x", "yardstick": {"value": 6.7, "wat": "?"}}"#
+            )
+            .is_err()
+        );
+        let old: CheckOutput =
+            serde_json::from_str(r#"{"measured": 1, "unit": "x"}"#).expect("parses");
+        assert_eq!(old.yardstick, None);
+    }
+
+    #[test]
+    fn a_ceiling_does_not_fail_verify_but_a_miss_does() {
+        let root = crate::manifest::project_root();
+        let m = crate::manifest::find(&root, "7").expect("manifest 7");
+        let base = MilestoneResults {
+            milestone: 7,
+            title: "t".into(),
+            crate_name: "m07-buffers".into(),
+            profile: Profile::Full,
+            command: "cargo xtask milestone 7 --verify".into(),
+            machine: Machine {
+                cpu_model: "cpu".into(),
+                cores: 2,
+                available_parallelism: 2,
+                kernel: "linux".into(),
+                arch: "x86_64".into(),
+            },
+            git: GitInfo::default(),
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            passed: false,
+            build: BuildRecord {
+                command: "cargo build".into(),
+                verdict: Verdict::Pass,
+                duration_s: 1.0,
+            },
+            evidence: vec![],
+            checks: vec![CheckRecord {
+                id: "pool_vs_malloc_speedup".into(),
+                item: "10x faster than malloc".into(),
+                command: "cargo run".into(),
+                measured: Some(5.7),
+                unit: Some("x".into()),
+                pass: None,
+                threshold: threshold(Op::Ge, Some(10.0), Some("x")),
+                verdict: Verdict::Ceiling,
+                detail: String::new(),
+                duration_s: 1.0,
+                yardstick: Some(Yardstick {
+                    value: 6.7,
+                    what: "a bare stack".into(),
+                }),
+            }],
+            experiments: vec![],
+            benches: vec![],
+            figures: vec![],
+        };
+        let line = conclude(&m, &base, true).expect("a ceiling alone exits 0");
+        assert_eq!(
+            line,
+            "milestone 7 verified: nothing failed; 1 exit criterion at a ceiling, NOT MET: \
+             pool_vs_malloc_speedup (5.7 x of 10 x; ceiling here 6.7 x)"
+        );
+        assert!(
+            conclude(&m, &base, false).is_err(),
+            "a failed test still fails"
+        );
+        let mut miss = base.clone();
+        miss.checks[0].verdict = Verdict::Fail;
+        let err = conclude(&m, &miss, true).expect_err("a plain miss fails");
+        assert_eq!(
+            err.to_string(),
+            "milestone 7 failed verification: 1 failures (details in docs/results/m07.json)"
+        );
+        let mut all = base;
+        all.passed = true;
+        all.checks[0].verdict = Verdict::Pass;
+        assert_eq!(
+            conclude(&m, &all, true).expect("passes"),
+            "milestone 7 verified: everything passed"
+        );
     }
 
     #[test]

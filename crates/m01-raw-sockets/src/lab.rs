@@ -428,6 +428,27 @@ pub fn print_measured(measured: f64, unit: &str, detail: &str) {
     print_json(&serde_json::json!({ "measured": measured, "unit": unit, "detail": detail }));
 }
 
+/// Prints a measured check result together with a **yardstick** measured in the same run: the
+/// same figure for something that does strictly less work than any correct implementation (for
+/// example a bare index stack next to a buffer pool). The xtask may then judge a miss as a
+/// `ceiling` rather than a plain failure: when the yardstick itself misses the threshold and
+/// `measured` reaches at least 85 % of it (`cargo xtask`'s `Verdict::Ceiling`). `yardstick_what`
+/// names the yardstick in one phrase ("a bare index stack, no checks").
+pub fn print_measured_with_yardstick(
+    measured: f64,
+    unit: &str,
+    yardstick: f64,
+    yardstick_what: &str,
+    detail: &str,
+) {
+    print_json(&serde_json::json!({
+        "measured": measured,
+        "unit": unit,
+        "yardstick": { "value": yardstick, "what": yardstick_what },
+        "detail": detail,
+    }));
+}
+
 /// Whether the quick profile is asked for (`--quick` or `ZYPHOS_QUICK=1`).
 pub fn quick() -> bool {
     std::env::args().any(|a| a == "--quick")
