@@ -3,8 +3,12 @@
 //! `ci`, in order, each step timed: `cargo fmt --all --check`; `cargo clippy --workspace
 //! --all-targets -- -D warnings`; the dependency rule; manifest consistency; generated-file
 //! freshness (`.github/workflows/ci.yml`, `docs/README.md` and its charts); then
-//! `milestone N --verify --quick` for every manifest with `built = true`. It stops at the first
-//! failure with one line naming the step.
+//! `milestone N --verify --quick` for each manifest with `built = true` whose inputs changed
+//! since the revision its `docs/results/mNN.json` records, or whose results are missing,
+//! did not pass, or were recorded from a tree with uncommitted changes to its inputs (the rules
+//! are in [`crate::select`]). It first prints one line per built milestone saying whether it is
+//! selected and why; `--all` verifies every built milestone, `--plan` prints the selection and
+//! stops. It stops at the first failing step with one line naming it.
 
 use anyhow::{Result, bail};
 use std::fmt::Write as _;
@@ -18,6 +22,7 @@ use crate::evidence::cargo;
 use crate::exec::Cmd;
 use crate::manifest::{self, Manifest};
 use crate::report;
+use crate::select;
 use crate::verify;
 
 /// Where the workflow lives.
@@ -45,7 +50,11 @@ pub(crate) fn workflow(manifests: &[Manifest]) -> String {
          \x20   runs-on: ubuntu-latest\n\
          \x20   timeout-minutes: 45\n\
          \x20   steps:\n\
+         \x20     # Full history: `cargo xtask ci` compares each milestone's recorded revision with HEAD\n\
+         \x20     # (a shallow clone verifies every built milestone).\n\
          \x20     - uses: actions/checkout@v4\n\
+         \x20       with:\n\
+         \x20         fetch-depth: 0\n\
          \x20     - uses: dtolnay/rust-toolchain@stable\n\
          \x20       with:\n\
          \x20         components: rustfmt, clippy\n\
@@ -108,10 +117,32 @@ fn command_step(root: &Path, argv: &[&str]) -> Result<()> {
 /// A named CI step.
 type Step<'a> = (String, Box<dyn Fn() -> Result<()> + 'a>);
 
+/// How `ci` chooses the milestones it verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct CiOptions {
+    /// Verify every built milestone, changed or not.
+    pub(crate) all: bool,
+    /// Print the selection and stop.
+    pub(crate) plan: bool,
+}
+
 /// Runs the CI steps in order; stops at the first failure.
-pub(crate) fn run(root: &Path) -> Result<()> {
+pub(crate) fn run(root: &Path, options: CiOptions) -> Result<()> {
     let cargo = cargo();
     let manifests = manifest::load_all(root)?;
+    let decisions = select::plan(root, &manifests, options.all)?;
+    let chosen = decisions.iter().filter(|d| d.selected).count();
+    println!(
+        "ci: {chosen} of {} built milestones to verify{}",
+        decisions.len(),
+        if options.all { " (--all)" } else { "" }
+    );
+    for d in &decisions {
+        println!("  {}", d.line());
+    }
+    if options.plan {
+        return Ok(());
+    }
     let total = Instant::now();
     let mut steps: Vec<Step<'_>> = vec![
         (
@@ -162,7 +193,12 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             Box::new(|| generate(root, Mode::Check)),
         ),
     ];
-    for m in manifests.iter().filter(|m| m.built) {
+    let selected: Vec<u32> = decisions
+        .iter()
+        .filter(|d| d.selected)
+        .map(|d| d.number)
+        .collect();
+    for m in manifests.iter().filter(|m| selected.contains(&m.number)) {
         steps.push((
             format!("cargo xtask milestone {} --verify --quick", m.number),
             Box::new(move || verify::run(root, m, true)),
@@ -182,9 +218,22 @@ pub(crate) fn run(root: &Path) -> Result<()> {
             }
         }
     }
+    let skipped: Vec<String> = decisions
+        .iter()
+        .filter(|d| !d.selected)
+        .map(|d| format!("m{:02}", d.number))
+        .collect();
     println!(
-        "ci: all {count} steps passed ({:.1} s)",
-        total.elapsed().as_secs_f64()
+        "ci: all {count} steps passed ({:.1} s){}",
+        total.elapsed().as_secs_f64(),
+        if skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; not re-verified (inputs unchanged since their results): {}",
+                skipped.join(", ")
+            )
+        }
     );
     Ok(())
 }
@@ -204,6 +253,7 @@ mod tests {
         assert!(none.contains("no per-milestone jobs"), "{none}");
         assert!(none.contains("cargo test --workspace"));
         assert!(none.contains("cargo xtask ci"));
+        assert!(none.contains("fetch-depth: 0"), "{none}");
         assert!(!none.contains("&& cargo xtask milestone"), "{none}");
 
         manifests[0].built = true;

@@ -29,6 +29,9 @@ pub(crate) struct Metadata {
 pub(crate) struct Package {
     /// Package name.
     pub(crate) name: String,
+    /// Absolute path of its `Cargo.toml` (empty in fixtures that leave it out).
+    #[serde(default)]
+    pub(crate) manifest_path: String,
     /// Its declared dependencies.
     #[serde(default)]
     pub(crate) dependencies: Vec<Dependency>,

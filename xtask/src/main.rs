@@ -15,22 +15,22 @@
 //!    `bench:NAME`); exit items name a `[[check]]` and a threshold. Until the next verification
 //!    the item shows as `[?]`.
 //! 3. **Built.** `built = true` once `crates/mNN-…` exists and is meant to pass. From then on
-//!    `cargo xtask ci` runs `milestone N --verify --quick` and the generated workflow has a job
-//!    for it.
+//!    `cargo xtask ci` runs `milestone N --verify --quick` whenever the milestone's inputs
+//!    changed since its recorded results, and the generated workflow has a job for it.
 //! 4. **Verified.** `cargo xtask milestone N --verify` builds, runs every test by exact name (a
 //!    name that matches zero tests fails), every check at full size and every experiment, then
 //!    writes `docs/results/mNN.json` (machine, revision, time, every command and figure) and the
 //!    results section of `docs/milestones/NN-slug.md`. Items become `[x]` (passing) or `[!]`.
 //! 5. **Reported.** `cargo xtask report` rebuilds the status board `docs/README.md` and the
 //!    throughput/latency charts; `cargo xtask compare A B` measures two milestones' servers under
-//!    the same load; `cargo xtask race` runs zyphos and nginx side by side under the same load
-//!    generators (`docs/results/race.json`, `docs/charts/race.svg`).
+//!    the same load; `cargo xtask race` runs zyphos, nginx and h2o side by side under the same
+//!    load generators (`docs/results/race.json`, `docs/charts/race.svg`).
 //!
 //! # Subcommands
 //!
 //! `milestone N [--verify [--quick] | --bench]`, `compare A B`, `race`, `report [--check]`,
-//! `setup [--check]`, `ci`, `gen [--check]`. Errors are one line (`error: …`, exit code 1;
-//! usage errors such as an unknown milestone number exit with 2).
+//! `setup [--check]`, `ci [--all] [--plan]`, `gen [--check]`. Errors are one line (`error: …`,
+//! exit code 1; usage errors such as an unknown milestone number exit with 2).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -52,6 +52,7 @@ mod race;
 mod report;
 mod results;
 mod roadmap;
+mod select;
 mod setup;
 mod sys;
 #[cfg(test)]
@@ -120,22 +121,28 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         connections: u64,
     },
-    /// Run zyphos and nginx side by side (pinned, alternating) with zyphos-load and wrk; write
-    /// docs/results/<out>.json and docs/charts/<out>.svg.
+    /// Run zyphos, nginx and h2o side by side (pinned, alternating) with zyphos-load and wrk:
+    /// requests/s, p99 and server CPU µs per request; write docs/results/<out>.json and
+    /// docs/charts/<out>.svg.
     Race {
         /// zyphos arguments, whitespace-separated; `--listen 127.0.0.1:PORT` is appended (or
         /// fills `{listen}`). Their `--proto` decides which scenarios can run.
         #[arg(long, default_value = race::DEFAULT_ZYPHOS_ARGS, allow_hyphen_values = true)]
         zyphos_args: String,
         /// Comma-separated scenarios (plaintext-close, static1k-close, plaintext-keepalive,
-        /// plaintext-pipeline16, static1k-keepalive); default: all the zyphos args can serve.
+        /// plaintext-pipeline16, static1k-keepalive, static64k-keepalive); default: all the
+        /// zyphos args can serve.
         #[arg(long, value_delimiter = ',')]
         scenarios: Option<Vec<String>>,
-        /// nginx-zyphos rounds per scenario and tool.
+        /// Comma-separated servers, run in this order within a round: zyphos and at least one
+        /// of nginx, h2o.
+        #[arg(long, value_delimiter = ',', default_value = race::DEFAULT_SERVERS)]
+        servers: Vec<String>,
+        /// Rounds (one run of each server) per scenario and tool.
         #[arg(long, default_value_t = 3)]
         rounds: u32,
         /// Seconds per load run.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 3)]
         duration: u64,
         /// Comma-separated load generators, run in this order within a round.
         #[arg(long, value_delimiter = ',', default_value = race::DEFAULT_TOOLS)]
@@ -149,7 +156,7 @@ enum Command {
         require: Option<f64>,
         /// Seconds of one extra run per scenario and server under `strace -c -f`, for syscalls
         /// per request (0 = skip).
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = 1)]
         syscall_seconds: u64,
     },
     /// Rebuild docs/README.md (status board) and docs/charts/*.svg.
@@ -158,16 +165,24 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Install the optional tools (valgrind, strace, wrk, nginx, nghttp2, curl, openssl, Python
-    /// peers) that are missing, and print what is present.
+    /// Install the optional tools (valgrind, strace, wrk, nginx, h2o, nghttp2, curl, openssl,
+    /// Python peers) that are missing, and print what is present.
     Setup {
         /// Only report; install nothing.
         #[arg(long)]
         check: bool,
     },
     /// What CI runs after the tests: fmt, clippy, dependency rule, manifest consistency,
-    /// generated-file freshness, then --verify --quick of every built milestone.
-    Ci,
+    /// generated-file freshness, then --verify --quick of each built milestone whose inputs
+    /// changed since its recorded results (or whose results are missing, failed or dirty).
+    Ci {
+        /// Verify every built milestone, changed or not.
+        #[arg(long)]
+        all: bool,
+        /// Only print which milestones would be verified and why; run nothing.
+        #[arg(long)]
+        plan: bool,
+    },
     /// Write the generated files: .github/workflows/ci.yml, docs/README.md, docs/charts/*.svg.
     Gen {
         /// Fail if they are stale instead of writing them.
@@ -223,6 +238,7 @@ fn run(cli: Cli) -> Result<()> {
             out,
             require,
             syscall_seconds,
+            servers,
         } => race::run(
             &root,
             &race::RaceOptions {
@@ -234,6 +250,7 @@ fn run(cli: Cli) -> Result<()> {
                 out,
                 require,
                 syscall_seconds,
+                servers,
             },
         ),
         Command::Report { check } => report::generate(
@@ -245,7 +262,7 @@ fn run(cli: Cli) -> Result<()> {
             },
         ),
         Command::Setup { check } => setup::run(!check),
-        Command::Ci => ci::run(&root),
+        Command::Ci { all, plan } => ci::run(&root, ci::CiOptions { all, plan }),
         Command::Gen { check } => ci::generate(
             &root,
             if check {
@@ -292,6 +309,22 @@ mod tests {
     }
 
     #[test]
+    fn ci_flags_parse() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["xtask", "ci"].iter().chain(args)).expect("parses");
+            let Command::Ci { all, plan } = cli.command else {
+                panic!("not ci: {:?}", cli.command);
+            };
+            (all, plan)
+        };
+        assert_eq!(parse(&[]), (false, false));
+        assert_eq!(parse(&["--all"]), (true, false));
+        assert_eq!(parse(&["--plan"]), (false, true));
+        assert_eq!(parse(&["--plan", "--all"]), (true, true));
+        assert!(Cli::try_parse_from(["xtask", "ci", "--quick"]).is_err());
+    }
+
+    #[test]
     fn race_options_parse() {
         let cli = Cli::try_parse_from([
             "xtask",
@@ -332,6 +365,18 @@ mod tests {
         };
         assert_eq!(zyphos_args, race::DEFAULT_ZYPHOS_ARGS);
         assert_eq!(tools, ["zyphos-load", "wrk"]);
+        let Command::Race {
+            servers, duration, ..
+        } = Cli::try_parse_from(["xtask", "race", "--servers", "zyphos,h2o"])
+            .expect("parses")
+            .command
+        else {
+            panic!("not race");
+        };
+        assert_eq!(
+            (servers, duration),
+            (vec!["zyphos".into(), "h2o".into()], 3)
+        );
     }
 
     /// Every module starts with `//!` docs (the tidy rule of STYLE.md §8).
