@@ -93,6 +93,12 @@ const TOOLS: &[Tool] = &[
         purpose: "reference server for side-by-side runs",
     },
     Tool {
+        name: "h2o",
+        kind: Kind::Binary { version: &["-v"] },
+        package: "h2o",
+        purpose: "second reference server for `cargo xtask race` (num-threads: 1)",
+    },
+    Tool {
         name: "h2load",
         kind: Kind::Binary {
             version: &["--version"],
@@ -173,6 +179,11 @@ fn tool(name: &str) -> Option<&'static Tool> {
 /// Whether `name` is one of the optional tools `setup` manages.
 pub(crate) fn is_known_tool(name: &str) -> bool {
     tool(name).is_some_and(|t| matches!(t.kind, Kind::Binary { .. } | Kind::Cargo { .. }))
+}
+
+/// The command that installs the optional tool `name` (`apt-get install -y h2o`), if it is one.
+pub(crate) fn install_command(name: &str) -> Option<String> {
+    tool(name).map(install_hint)
 }
 
 /// The install command for a tool, as a user would type it.
@@ -601,6 +612,11 @@ mod tests {
             "apt-get install -y nghttp2-client"
         );
         assert_eq!(
+            install_command("h2o").as_deref(),
+            Some("apt-get install -y h2o")
+        );
+        assert_eq!(install_command("definitely-not-a-tool"), None);
+        assert_eq!(
             install_hint(tool("aioquic").expect("known")),
             "python3 -m pip install aioquic"
         );
@@ -625,6 +641,7 @@ mod tests {
         assert!(sh.is_absolute());
         assert!(find_in_path("/definitely/not/here").is_none());
         assert!(is_known_tool("valgrind"));
+        assert!(is_known_tool("h2o"), "the race's second baseline server");
         assert!(!is_known_tool("h2"), "python packages are not commands");
         assert!(!is_known_tool("cargo"));
         assert!(
