@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 pub use m01_raw_sockets::lab::{
     Table, have_tool, machine, print_check, print_check_measured, print_json, print_measured,
-    quantile, quick, round, run_main, wait_until,
+    print_measured_with_yardstick, quantile, quick, round, run_main, wait_until,
 };
 use m04_http10::Request;
 

@@ -3,16 +3,17 @@
 //! Until now every connection's buffers came from `malloc`: a `Vec` per read, a `Vec` per
 //! response. This milestone takes the allocator off the request path. Memory is mapped once at
 //! start-up, cut into fixed-size, cache-line-aligned buffers, and handed out and taken back in
-//! O(1) through a free list threaded through the free buffers themselves. Per-request scratch
-//! comes from a bump arena reset after each response; responses leave with one `writev` (head +
-//! body slices, nothing copied together), files with `sendfile` (no copy through user space).
+//! O(1) through a stack of free slot indices kept beside the slab (never inside the buffers).
+//! Per-request scratch comes from a bump arena reset after each response; responses leave with
+//! one `writev` (head + body slices, nothing copied together), files with `sendfile` (no copy
+//! through user space).
 //!
 //! ```text
 //!  start-up:  mmap(slab) ─► BufferPool [slot|slot|slot|…]   mmap(arena) per connection
 //!  request:   pool.alloc() ─► RingBuffer ◄─readv─ socket
 //!             m04 Parser (borrows the ring) ─► handler(&Arena, &mut pooled write buffer)
 //!             m04 ResponseWriter ─► head ──writev [head | body]──► socket
-//!             arena.reset(), buffers back on the free list          (0 mallocs)
+//!             arena.reset(), buffers back on the free stack         (0 mallocs)
 //!  files:     head ──write──► socket; sendfile(file → socket)      (0 user-space copies)
 //! ```
 //!
@@ -43,7 +44,7 @@
 //! ring.push(b"GET / HTTP/1.0\r\n\r\n");
 //! let _write_buf = pool.alloc()?;
 //! assert!(matches!(pool.alloc(), Err(PoolError::Exhausted { capacity: 2 })));
-//! drop(ring); // the buffer goes back on the free list
+//! drop(ring); // the buffer goes back on the free stack
 //! assert_eq!(pool.stats().in_use, 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
