@@ -2,7 +2,7 @@
 //! idle-connection holder mode, and the load helpers.
 //!
 //! **Server mode** (`EXAMPLE --server [--trigger level|edge] [--oneshot] [--max-events N]
-//! [--workers N] [--reuseport] [--read-budget N]`): an [`EpollServer`] on this process's
+//! [--workers N] [--reuseport] [--read-budget N] [--max-requests N]`): an [`EpollServer`] on this process's
 //! main thread (one worker = one thread in the whole process) running m08's HTTP/1.1 session
 //! over m08's lab service, with the idle timeout raised to 300 s so that held connections stay
 //! open; `/stats` answers the loops' counters as JSON, `/mark` starts a measurement window
@@ -111,10 +111,14 @@ fn serve(args: &[String]) -> std::io::Result<()> {
         stats: server.stats(),
         mark: Mutex::new(HistogramSnapshot::default()),
     };
-    let config = Http11Config {
+    let mut config = Http11Config {
         idle_timeout: HELD_IDLE,
         ..Http11Config::default()
     };
+    // Requests per keep-alive connection (m08's default: 1,000, as nginx's).
+    if let Some(n) = flag_value(args, "--max-requests").and_then(|v| v.parse().ok()) {
+        config.max_requests = n;
+    }
     let factory = Arc::new(Http11Factory::new(Arc::new(service), config));
     println!("{}", server.local_addr());
     std::io::stdout().flush()?;
