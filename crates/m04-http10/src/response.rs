@@ -98,6 +98,8 @@ struct Managed {
     connection: Option<&'static str>,
     keep_alive: Option<(u64, u64)>,
     allow_chunked: bool,
+    /// Statuses answered with `Connection: close` whatever `connection` says.
+    close_after: &'static [u16],
 }
 
 impl<'a> ResponseWriter<'a> {
@@ -133,7 +135,29 @@ impl<'a> ResponseWriter<'a> {
             connection,
             keep_alive,
             allow_chunked,
+            close_after: &[],
         });
+    }
+
+    /// Milestone 8: a response whose status is one of `statuses` goes out with
+    /// `Connection: close` and no `Keep-Alive`, whatever [`ResponseWriter::manage_connection`]
+    /// planned: the session decides persistence before the handler picks its status, and
+    /// closes after some statuses (a 400: it cannot know where the next request starts).
+    /// [`ResponseWriter::closes_connection`] tells the session which way it went. Call after
+    /// `manage_connection`; without it this does nothing.
+    pub fn close_after(&mut self, statuses: &'static [u16]) {
+        if let Some(m) = self.managed.as_mut() {
+            m.close_after = statuses;
+        }
+    }
+
+    /// Whether the response sent told the peer that the connection closes
+    /// (`Connection: close`). `false` before anything is sent or without
+    /// [`ResponseWriter::manage_connection`].
+    pub fn closes_connection(&self) -> bool {
+        self.managed.is_some_and(|m| {
+            m.connection == Some("close") || self.status.is_some_and(|s| m.close_after.contains(&s))
+        })
     }
 
     /// Like [`ResponseWriter::send_parts`], but the body goes out with
@@ -245,7 +269,11 @@ impl<'a> ResponseWriter<'a> {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
-        if let Some(m) = self.managed {
+        if let Some(mut m) = self.managed {
+            if m.close_after.contains(&status) {
+                m.connection = Some("close");
+                m.keep_alive = None;
+            }
             if let Some(c) = m.connection {
                 out.extend_from_slice(b"Connection: ");
                 out.extend_from_slice(c.as_bytes());

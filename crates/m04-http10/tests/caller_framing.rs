@@ -94,3 +94,39 @@ fn test_writer_managed_connection_and_chunked() {
         text.starts_with("HTTP/1.0 200 OK\r\n") && text.ends_with("Content-Length: 4\r\n\r\nabcd")
     );
 }
+
+#[test]
+fn test_writer_close_after_overrides_keep_alive_for_listed_statuses() {
+    const CLOSE: &[u16] = &[400, 413];
+    for (status, closes) in [(400, true), (413, true), (404, false), (200, false)] {
+        let mut out = Vec::new();
+        let mut w = ResponseWriter::new(&mut out, false, SystemTime::UNIX_EPOCH);
+        w.manage_connection(Version::Http11, None, Some((5, 9)), true);
+        w.close_after(CLOSE);
+        assert!(!w.closes_connection(), "nothing sent yet");
+        w.send(status, None, &[], b"x");
+        assert_eq!(w.closes_connection(), closes, "{status}");
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.contains("\r\nConnection: close\r\n"), closes, "{text}");
+        assert_eq!(!text.contains("Keep-Alive"), closes, "{text}");
+    }
+    // An HTTP/1.0 keep-alive response turns into a close as well.
+    let mut out = Vec::new();
+    let mut w = ResponseWriter::new(&mut out, false, SystemTime::UNIX_EPOCH);
+    w.manage_connection(Version::Http11, Some("keep-alive"), Some((5, 9)), false);
+    w.close_after(CLOSE);
+    w.send(400, None, &[], b"x");
+    assert!(w.closes_connection());
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("\r\nConnection: close\r\n") && !text.contains("keep-alive"),
+        "{text}"
+    );
+    // Unmanaged (m04's own HTTP/1.0 session), it changes nothing: that session always closes.
+    let mut out = Vec::new();
+    let mut w = ResponseWriter::new(&mut out, false, SystemTime::UNIX_EPOCH);
+    w.close_after(CLOSE);
+    w.send(400, None, &[], b"x");
+    assert!(!w.closes_connection());
+    assert!(!String::from_utf8(out).unwrap().contains("Connection"));
+}

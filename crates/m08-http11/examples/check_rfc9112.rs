@@ -3,7 +3,8 @@
 //! `| section | requirement | `test_name` |`), runs exactly those tests with
 //! `cargo test -p m08-http11 --test rfc9112 -- --exact …` and checks each exists and passed;
 //! then runs the framing cases of the smuggling corpus (tests/data, copied from
-//! shared/corpora) through a real session, whole and byte-at-a-time. Prints `{"pass","detail"}`.
+//! shared/corpora) through a real session, whole and byte-at-a-time (the cases to reject also
+//! with the peer's side left open, no FIN). Prints `{"pass","detail"}`.
 
 use std::path::Path;
 use std::process::Command;
@@ -76,7 +77,7 @@ fn main() -> std::process::ExitCode {
         }
         let pass = problems.is_empty();
         let detail = format!(
-            "{} RFC 9112/9110 table rows pass: {}; smuggling corpus framing cases {framing_pass}/{} pass, all cases {all_pass}/{} (whole and byte-at-a-time){}",
+            "{} RFC 9112/9110 table rows pass: {}; smuggling corpus framing cases {framing_pass}/{} pass, all cases {all_pass}/{} (whole and byte-at-a-time; rejections also without FIN){}",
             rows.len(),
             rows.len() - problems.iter().filter(|p| p.contains('`')).count(),
             framing.len(),

@@ -193,7 +193,10 @@ pub fn run_case(case: &Value, faults: Faults) -> CaseResult {
 }
 
 /// Runs every case of a corpus file, whole and re-split one byte at a time; a case passes
-/// only if both runs pass.
+/// only if both runs pass. A case the server must reject is also run with the peer's side
+/// left open (no FIN, the way a real client waits for its answer), whole and byte by byte:
+/// the refusal must come from the bytes, not from the end of the input or a 408 after the
+/// header timeout.
 pub fn run_corpus(json: &str) -> Result<Vec<CaseResult>, serde_json::Error> {
     let doc: Value = serde_json::from_str(json)?;
     let cases = doc["cases"].as_array().cloned().unwrap_or_default();
@@ -201,22 +204,41 @@ pub fn run_corpus(json: &str) -> Result<Vec<CaseResult>, serde_json::Error> {
         .iter()
         .map(|c| {
             let whole = run_case(c, Faults::default());
-            let bytewise = run_case(
-                c,
+            let mut runs = vec![(
+                "byte-at-a-time",
                 Faults {
                     max_read: 1,
                     ..Faults::default()
                 },
-            );
-            if whole.pass && !bytewise.pass {
-                CaseResult {
-                    detail: format!("byte-at-a-time: {}", bytewise.detail),
-                    pass: false,
-                    ..bytewise
-                }
-            } else {
-                whole
+            )];
+            if c["expect"]["verdict"].as_str() == Some("reject") {
+                let open = Faults {
+                    eof_after_rounds: None,
+                    ..Faults::default()
+                };
+                runs.push(("without FIN", open));
+                runs.push((
+                    "byte-at-a-time without FIN",
+                    Faults {
+                        max_read: 1,
+                        ..open
+                    },
+                ));
             }
+            if !whole.pass {
+                return whole;
+            }
+            for (how, faults) in runs {
+                let run = run_case(c, faults);
+                if !run.pass {
+                    return CaseResult {
+                        detail: format!("{how}: {}", run.detail),
+                        pass: false,
+                        ..run
+                    };
+                }
+            }
+            whole
         })
         .collect())
 }

@@ -8,6 +8,7 @@
 //!       ▼                   ▼                   ▼                                          │
 //!     Closed(Timeout)     408, Closing(Timeout)                 Connection: close / 1.0 ──┘─▶ Closing(Done)
 //!  any framing/host/syntax error ─▶ 400/413/431/501/505, Connection: close ─▶ Closing(ProtocolError)
+//!  the service answers 400/413/414/431 ─▶ sent with Connection: close ─▶ Closing(ProtocolError)
 //! ```
 //!
 //! **Pipelining.** The session copies what it is given into its own inbox (bounded by
@@ -183,8 +184,22 @@ pub const CONTINUE_100: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// The response a refused connection gets.
 pub const REFUSAL_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: zyphos\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 24\r\n\r\n503 Service Unavailable\n";
 
-/// The HTTP/2 prior-knowledge connection preface (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The HTTP/2 prior-knowledge connection preface (RFC 9113 §3.4) is
+/// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`; this much of its request line decides. Until milestone 23
+/// serves prior-knowledge h2 on this port, the answer is 505 HTTP Version Not Supported (not
+/// 400: the bytes are a well-formed request line, of a version this port does not speak) and
+/// a close, as soon as these bytes are in: the rest (`\r\n\r\nSM…`) cannot change the
+/// verdict, and a client may send the preface (or less of it) and wait for the server's
+/// SETTINGS, so waiting for more bytes ends in a 408 after the header timeout (smug-115 over
+/// a socket, when the session waited while its input was a prefix of the whole preface, the
+/// whole preface included).
+const H2_PREFACE_LINE: &[u8] = b"PRI * HTTP/2.0";
+
+/// Statuses from the service after which the connection closes (`Connection: close`, then
+/// close), as nginx does (`ngx_http_special_response_handler` drops keep-alive after 400, 413
+/// and 414): the request was malformed or too large, so the server cannot trust that it knows
+/// where the next one starts. The session's own refusals ([`RejectReason`]) always close.
+const CLOSE_AFTER: &[u16] = &[400, 413, 414, 431];
 
 /// Refines m04's verdict where HTTP/1.1 is stricter: the HTTP/2 preface is a 505, and a
 /// request line ending in a bare LF or a bare CR is a line-ending error (400), not HTTP/0.9
@@ -194,7 +209,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// target `http11_session` found exactly that when this looked for the first LF anywhere).
 fn classify(e: ParseError, input: &[u8]) -> Option<RejectReason> {
     Some(match e {
-        ParseError::UnknownMethod if input.starts_with(b"PRI * HTTP/2.0") => {
+        ParseError::UnknownMethod if input.starts_with(H2_PREFACE_LINE) => {
             RejectReason::Http2Preface
         }
         // m04 reports HTTP/0.9 at the first CR or LF after the target (neither can occur in
@@ -431,9 +446,10 @@ impl<S: Service> Http11Session<S> {
         let keep_alive_header = (plan.keep_alive && self.config.advertise_keep_alive)
             .then(|| (idle.as_secs(), self.config.max_requests.saturating_sub(nth)));
         let mut out = std::mem::take(&mut self.output);
-        let (status, chunked_response) = {
+        let (status, chunked_response, closes) = {
             let mut w = ResponseWriter::new(&mut out, req.method() == Method::Head, wall);
             w.manage_connection(Version::Http11, connection, keep_alive_header, http11);
+            w.close_after(CLOSE_AFTER);
             if plan.expect == Expectation::Unsupported {
                 w.send(
                     417,
@@ -444,8 +460,11 @@ impl<S: Service> Http11Session<S> {
             } else {
                 self.service.call(req, &ctx, &mut w);
             }
-            (w.finish(), w.is_chunked())
+            (w.finish(), w.is_chunked(), w.closes_connection())
         };
+        // The service's status may close a connection the plan kept (`CLOSE_AFTER`).
+        let closed_by_status = plan.keep_alive && closes;
+        let keep_alive = plan.keep_alive && !closes;
         self.output = out;
         self.push_response_end();
         if plan.expect == Expectation::Unsupported {
@@ -466,7 +485,7 @@ impl<S: Service> Http11Session<S> {
                 body_len: req.body().len(),
                 chunked_body: plan.chunked,
                 chunked_response,
-                keep_alive: plan.keep_alive,
+                keep_alive,
                 depth: self.queue.len(),
             });
         }
@@ -474,7 +493,9 @@ impl<S: Service> Http11Session<S> {
         self.head_done = false;
         self.idle_deadline = now + idle;
         self.idle = idle;
-        if !plan.keep_alive {
+        if closed_by_status {
+            self.set_state(SessionState::Closing(CloseReason::ProtocolError));
+        } else if !plan.keep_alive {
             self.set_state(SessionState::Closing(CloseReason::Done));
         }
     }
@@ -497,8 +518,12 @@ impl<S: Service> Http11Session<S> {
             let req = match self.parser.parse(input) {
                 Ok(Status::Partial) => break,
                 Ok(Status::Complete(req)) => req,
-                Err(ParseError::UnknownMethod) if H2_PREFACE.starts_with(input) => {
-                    // Maybe the HTTP/2 preface: wait for all of it to answer 505, not 501.
+                Err(ParseError::UnknownMethod)
+                    if input.len() < H2_PREFACE_LINE.len()
+                        && H2_PREFACE_LINE.starts_with(input) =>
+                {
+                    // Maybe the HTTP/2 preface: wait for its request line to answer 505, not
+                    // 501 (and no longer: see `H2_PREFACE_LINE`).
                     break;
                 }
                 Err(e) => {

@@ -142,3 +142,74 @@ fn test_fragmented_pipeline_over_socket() {
         assert!(keep);
     }
 }
+
+/// Writes `pieces` (pausing between them, so they arrive as separate reads), then reads to
+/// EOF and returns what came back and how long the close took after the last write. The read
+/// timeout (2 s) is well below the 5 s header and idle timeouts, so a server that waits for
+/// more bytes instead of answering and closing fails here rather than passing late with a 408
+/// or a silent idle close.
+fn answered_and_closed(addr: std::net::SocketAddr, pieces: &[&[u8]]) -> (String, Duration) {
+    let mut s = connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        s.write_all(piece).expect("write");
+    }
+    let sent = Instant::now();
+    let mut out = Vec::new();
+    if let Err(e) = s.read_to_end(&mut out) {
+        panic!(
+            "no close within 2 s ({e}); got {:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    (String::from_utf8_lossy(&out).into_owned(), sent.elapsed())
+}
+
+#[test]
+fn test_h2_preface_gets_505_and_close_at_once_live() {
+    let config = Http11Config::default();
+    assert!(config.header_timeout >= Duration::from_secs(5));
+    let server = LabServer::start(config).expect("server");
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    // The client writes no further than the point where the server decides: bytes written
+    // after its close draw an RST, which may discard the unread answer on the client side
+    // (the session-level test `test_h2_preface_answered_505_at_once_however_cut` delivers
+    // every cut of the whole preface).
+    for pieces in [
+        vec![PREFACE],
+        // The request line and its blank line, `SM\r\n\r\n` not sent (yet): already enough.
+        vec![&PREFACE[..18]],
+        // One byte at a time, up to `PRI * HTTP/2.0`.
+        PREFACE[..14].chunks(1).collect(),
+    ] {
+        let (text, took) = answered_and_closed(server.addr, &pieces);
+        assert!(
+            text.starts_with("HTTP/1.1 505 "),
+            "{} pieces: {text}",
+            pieces.len()
+        );
+        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+}
+
+#[test]
+fn test_bad_target_400_closes_and_skips_pipelined_request_live() {
+    let server = LabServer::start(Http11Config::default()).expect("server");
+    let (text, _) = answered_and_closed(
+        server.addr,
+        &[b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"],
+    );
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(!text.contains("Keep-Alive"), "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "the pipelined request was answered: {text}"
+    );
+}

@@ -593,3 +593,178 @@ fn test_request_line_ending_verdict_same_however_cut() {
         }
     }
 }
+
+/// Feeds `pieces` one `handle_input` each, never the peer's FIN (a real client that sent the
+/// preface, or a bad request, waits for the answer with its side open).
+fn feed_without_eof<S: Service>(s: &mut Http11Session<S>, pieces: &[&[u8]]) {
+    let now = Instant::now();
+    for piece in pieces {
+        let mut rest = *piece;
+        while !rest.is_empty() && s.state() == SessionState::Open {
+            let n = s.handle_input(now, rest);
+            assert!(n > 0, "input refused while open");
+            rest = &rest[n..];
+        }
+    }
+}
+
+/// Cuts `script` at `cuts` (offsets, ascending).
+fn pieces<'a>(script: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut v = Vec::new();
+    let mut at = 0;
+    for &c in cuts.iter().chain(std::iter::once(&script.len())) {
+        v.push(&script[at..c]);
+        at = c;
+    }
+    v
+}
+
+/// The HTTP/2 preface on an HTTP/1.1 port: 505 and close as soon as `PRI * HTTP/2.0` is in,
+/// however the bytes are cut, without waiting for the rest of the preface, for the FIN or for
+/// the header timeout (a prior-knowledge client sends the preface and waits for SETTINGS).
+#[test]
+fn test_h2_preface_answered_505_at_once_however_cut() {
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let line_end = b"PRI * HTTP/2.0\r\n\r\n".len();
+    let mut deliveries: Vec<Vec<&[u8]>> = vec![
+        vec![PREFACE],
+        // The request line and its blank line first, `SM\r\n\r\n` never (or later).
+        vec![&PREFACE[..line_end]],
+        PREFACE.chunks(1).collect(),
+    ];
+    for cut in 1..PREFACE.len() {
+        deliveries.push(pieces(PREFACE, &[cut]));
+    }
+    for delivery in deliveries {
+        let (r, mut s) = recorder();
+        feed_without_eof(&mut s, &delivery);
+        assert_eq!(
+            statuses(s.pending_output()),
+            vec![505],
+            "delivered as {delivery:?}"
+        );
+        let out = String::from_utf8_lossy(s.pending_output()).into_owned();
+        assert!(out.contains("\r\nConnection: close\r\n"), "{out}");
+        assert_eq!(
+            s.state(),
+            SessionState::Closing(CloseReason::ProtocolError),
+            "delivered as {delivery:?}"
+        );
+        assert!(s.poll_timeout().is_none(), "no deadline left to wait for");
+        assert!(r.seen.lock().unwrap().is_empty());
+        let rejected: Vec<_> = std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                Http11Event::Rejected { reason, status } => Some((reason, status)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rejected, vec![(RejectReason::Http2Preface, 505)]);
+    }
+    // Until `PRI * HTTP/2.0` is complete it may still be the preface: no verdict yet.
+    for prefix in 1..b"PRI * HTTP/2.0".len() {
+        let (_, mut s) = recorder();
+        feed_without_eof(&mut s, &[&PREFACE[..prefix]]);
+        assert!(s.pending_output().is_empty(), "{prefix} bytes");
+        assert_eq!(s.state(), SessionState::Open, "{prefix} bytes");
+    }
+}
+
+/// Answers 400 to a target that is not a path (what the zyphos site's router does with
+/// `h:80`), else `ok`.
+#[derive(Debug)]
+struct PathsOnly;
+
+impl Service for PathsOnly {
+    fn call(&self, r: &Request<'_>, _c: &ConnInfo, w: &mut ResponseWriter<'_>) {
+        if r.target().starts_with('/') {
+            w.send(200, Some("text/plain"), &[], b"ok");
+        } else {
+            w.send(400, Some("text/plain"), &[], b"400 Bad Request\n");
+        }
+    }
+}
+
+/// After a 400 for a target the service refuses (`GET h:80`, authority-like), the session
+/// sends `Connection: close` and closes, like nginx: the pipelined request behind it is not
+/// answered. 404 (a well-formed request for nothing) keeps the connection.
+#[test]
+fn test_service_400_closes_and_skips_pipelined_request() {
+    let script: &[u8] =
+        b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n";
+    for delivery in [
+        vec![script],
+        script.chunks(1).collect(),
+        script.chunks(7).collect(),
+    ] {
+        let mut s = session_with(PathsOnly, Http11Config::default());
+        feed_without_eof(&mut s, &delivery);
+        let out = String::from_utf8_lossy(s.pending_output()).into_owned();
+        assert_eq!(statuses(s.pending_output()), vec![400], "{out}");
+        assert!(out.contains("\r\nConnection: close\r\n"), "{out}");
+        assert!(!out.contains("Keep-Alive"), "{out}");
+        assert_eq!(s.state(), SessionState::Closing(CloseReason::ProtocolError));
+        let keep: Vec<bool> = std::iter::from_fn(|| s.poll_event())
+            .filter_map(|e| match e {
+                Http11Event::Request {
+                    status, keep_alive, ..
+                } => Some((status, keep_alive)),
+                _ => None,
+            })
+            .map(|(status, keep)| {
+                assert_eq!(status, 400);
+                keep
+            })
+            .collect();
+        assert_eq!(keep, vec![false], "one request, reported as closing");
+    }
+    // The same service's 200 keeps the connection open (the close is the 400's).
+    let mut s = session_with(PathsOnly, Http11Config::default());
+    feed_without_eof(&mut s, &[b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"]);
+    assert_eq!(statuses(s.pending_output()), vec![200]);
+    assert_eq!(s.state(), SessionState::Open);
+}
+
+/// Every refusal of a malformed or oversized head is answered with `Connection: close` (no
+/// `Keep-Alive`) and closes; a valid request pipelined behind it is never answered.
+#[test]
+fn test_every_head_refusal_closes_and_skips_pipelined_request() {
+    let mut config = Http11Config::default();
+    config.limits.max_request_line = 64;
+    config.limits.max_headers = 4;
+    config.limits.max_body = 16;
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(80));
+    let many_headers = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+    let cases: [(&[u8], u16); 8] = [
+        (b"GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400), // no Host
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99\r\n\r\n",
+            413,
+        ),
+        (long_target.as_bytes(), 414),
+        (many_headers.as_bytes(), 431),
+        (b"FOO / HTTP/1.1\r\nHost: h\r\n\r\n", 501),
+        (b"GET / HTTP/3.0\r\nHost: h\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    ];
+    for (bad, status) in cases {
+        let (r, mut s) = {
+            let r = Recorder::default();
+            let s = session_with(r.clone(), config);
+            (r, s)
+        };
+        let script = [bad, GET1].concat();
+        feed_without_eof(&mut s, &[&script]);
+        let out = String::from_utf8_lossy(s.pending_output()).into_owned();
+        let what = String::from_utf8_lossy(bad);
+        assert_eq!(statuses(s.pending_output()), vec![status], "{what}: {out}");
+        assert!(out.contains("\r\nConnection: close\r\n"), "{what}: {out}");
+        assert!(!out.contains("Keep-Alive"), "{what}: {out}");
+        assert_eq!(
+            s.state(),
+            SessionState::Closing(CloseReason::ProtocolError),
+            "{what}"
+        );
+        assert!(r.seen.lock().unwrap().is_empty(), "{what}: dispatched");
+    }
+}

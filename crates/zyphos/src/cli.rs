@@ -351,6 +351,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 },
                 router: args.router.kind(),
                 root: root.clone(),
+                addr,
                 access_log: args.access_log,
                 stats,
             })

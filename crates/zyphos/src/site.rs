@@ -11,6 +11,7 @@
 //! The site is one [`m05_routing::Router`]; every I/O model serves the same one, so comparisons
 //! between drivers compare drivers.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub(crate) struct SiteOptions {
     pub(crate) router: RouterKind,
     /// Directory served under `/static/`.
     pub(crate) root: PathBuf,
+    /// The bound listening address (port 0 resolved), for the page's `curl` examples.
+    pub(crate) addr: SocketAddr,
     /// Request log (Common Log Format) to stderr.
     pub(crate) access_log: bool,
     /// The `/stats` document.
@@ -88,7 +91,7 @@ fn index_page(options: &SiteOptions) -> String {
 <tr><th>endpoint</th><th>what it shows</th></tr>
 <tr><td><a href="/plaintext"><code>GET /plaintext</code></a></td><td>13 bytes, the plaintext benchmark</td></tr>
 <tr><td><a href="/static/hello.txt"><code>GET /static/…</code></a></td><td>files from <code>{root}</code>, traversal blocked</td></tr>
-<tr><td><code>POST /echo</code></td><td>your request body, back (<code>curl --data hi {{addr}}/echo</code>)</td></tr>
+<tr><td><code>POST /echo</code></td><td>your request body, back (<code>curl --data hi http://{addr}/echo</code>)</td></tr>
 <tr><td><a href="/stats"><code>GET /stats</code></a></td><td>connections, threads and syscalls, as JSON</td></tr>
 </table>
 <p>Each switch of <code>zyphos serve --help</code> is one milestone's technique; <code>cargo xtask milestone N</code>
@@ -100,6 +103,7 @@ walks them.</p>
         proto = options.proto,
         router = router_name(options.router),
         version = env!("CARGO_PKG_VERSION"),
+        addr = options.addr,
         root = html_escape(&options.root.display().to_string()),
     )
 }

@@ -36,6 +36,7 @@ fn factory() -> Http11Factory<Router> {
         proto: "http1.1",
         router: RouterKind::Prefix,
         root: site::default_root(),
+        addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
         access_log: false,
         stats: Arc::new(|| serde_json::json!({})),
     })

@@ -393,3 +393,72 @@ fn test_serve_epoll_no_pin_leaves_loops_unpinned() {
     }
     server.stop();
 }
+
+#[test]
+fn test_index_page_shows_the_listening_address_in_its_curl_example() {
+    // Port 0: the page must show the port actually bound, not the one asked for.
+    let server = Server::start(&[]);
+    let (head, body) = split(
+        &server.exchange(b"GET / HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let page = String::from_utf8_lossy(&body);
+    let example = format!("curl --data hi http://{}/echo", server.addr);
+    assert!(page.contains(&example), "no `{example}` in:\n{page}");
+    assert!(
+        !page.contains("{addr}") && !page.contains("{{"),
+        "an unfilled placeholder:\n{page}"
+    );
+    server.stop();
+}
+
+/// Reads until the server closes, failing if that takes longer than `limit`.
+fn read_until_close(conn: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    conn.set_read_timeout(Some(limit)).expect("timeout");
+    let mut response = Vec::new();
+    if let Err(e) = conn.read_to_end(&mut response) {
+        panic!(
+            "no close within {limit:?} ({e}); got {:?}",
+            String::from_utf8_lossy(&response)
+        );
+    }
+    response
+}
+
+#[test]
+fn test_bad_request_target_closes_and_skips_the_pipelined_request() {
+    let server = Server::start(&[]);
+    let mut conn = TcpStream::connect(&server.addr).expect("connects");
+    // `h:80` is not a path the site can route (the router answers 400); a valid request is
+    // pipelined behind it in the same write.
+    conn.write_all(
+        b"GET h:80 HTTP/1.1\r\nHost: h\r\n\r\nGET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n",
+    )
+    .expect("sends");
+    // 2 s: far below the 5 s idle timeout, so only a close after the 400 ends the read.
+    let response = read_until_close(&mut conn, Duration::from_secs(2));
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(!text.contains("Keep-Alive"), "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "the pipelined request was answered: {text}"
+    );
+    server.stop();
+}
+
+#[test]
+fn test_http2_preface_is_answered_505_at_once() {
+    let server = Server::start(&[]);
+    let mut conn = TcpStream::connect(&server.addr).expect("connects");
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        .expect("sends");
+    // 2 s: well below the 5 s header timeout whose 408 the preface used to wait for.
+    let response = read_until_close(&mut conn, Duration::from_secs(2));
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 505 "), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    server.stop();
+}
