@@ -258,8 +258,10 @@ fn test_idle_client_read_timeout_closes() {
     let mut config = test_config();
     config.read_timeout = Some(Duration::from_millis(50));
     let server = ThreadServer::start(config).unwrap();
-    let mut c = client(server.addr);
+    // Taken before connecting: the server's read timer starts after it (once it accepts),
+    // however late this thread then gets to run.
     let t = Instant::now();
+    let mut c = client(server.addr);
     let mut buf = [0u8; 1];
     assert_eq!(
         c.read(&mut buf).unwrap(),

@@ -6,12 +6,12 @@ use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
+use m02_tcp_state::TcpState;
 use m02_tcp_state::kernel::{self, Keepalive, Timer};
 use m02_tcp_state::lab::lifecycle::{self, Kind, Timing};
 use m02_tcp_state::lab::{TrackedServer, echo_config, verifying};
 use m02_tcp_state::state::KernelState;
 use m02_tcp_state::table::{Decision, Lifecycle};
-use m02_tcp_state::{TcpState, TrackerConfig};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -204,8 +204,10 @@ fn test_established_inactivity_timeout_closes_idle_connection() {
     cfg.table.idle_decision = Decision::Close;
     let server = TrackedServer::start(echo_config(), cfg).unwrap();
     let mut c = m01_raw_sockets::lab::connect(server.addr, WAIT).unwrap();
-    m01_raw_sockets::lab::echo_round_trip(&mut c, b"idle soon").unwrap();
+    // Taken before the round trip: the server's last activity (and so the start of its idle
+    // timer) is after it, however late this thread then sees the echo.
     let t0 = std::time::Instant::now();
+    m01_raw_sockets::lab::echo_round_trip(&mut c, b"idle soon").unwrap();
     let mut buf = [0u8; 16];
     assert_eq!(c.read(&mut buf).unwrap(), 0, "the server closed us");
     let waited = t0.elapsed();
@@ -304,46 +306,6 @@ fn test_transition_log_timestamps_every_lifecycle() {
         );
     });
     server.stop().unwrap();
-}
-
-#[test]
-fn test_thousand_lifecycles_leave_no_state() {
-    let before_fds = m02_tcp_state::lab::fd_count().unwrap();
-    let server = TrackedServer::start(echo_config(), TrackerConfig::default()).unwrap();
-    let threads: Vec<_> = (0..4)
-        .map(|k| {
-            let addr = server.addr;
-            std::thread::spawn(move || {
-                for i in 0..250 {
-                    let kind = if i % 5 == 4 {
-                        Kind::Reset
-                    } else {
-                        Kind::Normal
-                    };
-                    lifecycle::run(kind, addr, &Timing::default(), (k * 250 + i) as u8).unwrap();
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert!(server.wait_for(
-        WAIT,
-        |t| t.table().stats(std::time::Instant::now()).released == 1000
-    ));
-    server.with(|t| {
-        let s = t.table().stats(std::time::Instant::now());
-        assert_eq!((s.live, s.opened, s.released), (0, 1000, 1000));
-        assert_eq!(s.distribution.iter().map(|(_, n)| n).sum::<u32>(), 0);
-        assert!(t.table().memory().slots_touched <= 1000);
-    });
-    let report = server.stop().unwrap();
-    assert_eq!(report.counters.accepted, 1000);
-    assert_eq!(report.fds.open_at_exit, 0);
-    assert!(m02_tcp_state::lab::wait_until(WAIT, || {
-        m02_tcp_state::lab::fd_count().is_ok_and(|n| n <= before_fds)
-    }));
 }
 
 #[test]

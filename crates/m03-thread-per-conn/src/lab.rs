@@ -5,8 +5,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -217,6 +217,83 @@ impl SessionFactory for HoardFactory {
     }
     fn protocol(&self) -> &'static str {
         "hoard"
+    }
+}
+
+/// What a connection thread says about itself when its session is created (in that thread):
+/// tests then look at exactly the threads their server spawned, not at the whole process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadProbe {
+    /// Kernel thread id (`gettid`).
+    pub tid: i32,
+    /// The name `std` gave it.
+    pub name: Option<String>,
+    /// Its stack as the thread library recorded it: (lowest address, size excluding the guard).
+    pub stack: Option<(usize, usize)>,
+    /// The address of a local variable of the probing function (so: on this thread's stack).
+    pub local: usize,
+}
+
+impl ThreadProbe {
+    /// Probes the calling thread.
+    pub fn current() -> ThreadProbe {
+        let marker = 0u8;
+        ThreadProbe {
+            tid: m01_raw_sockets::sys::signal::current_tid(),
+            name: thread::current().name().map(str::to_owned),
+            stack: crate::sys::current_thread_stack().ok(),
+            local: std::hint::black_box(&marker) as *const u8 as usize,
+        }
+    }
+}
+
+/// The probes a [`ProbeFactory`] has collected, shared with the test.
+#[derive(Debug, Clone, Default)]
+pub struct Probes(Arc<Mutex<Vec<ThreadProbe>>>);
+
+impl Probes {
+    /// The probes so far, in session-creation order.
+    pub fn get(&self) -> Vec<ThreadProbe> {
+        self.0.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+/// Wraps a factory: every session creation first records a [`ThreadProbe`] of the calling
+/// (connection) thread. The sessions are the inner factory's, unchanged.
+#[derive(Debug)]
+pub struct ProbeFactory<F> {
+    inner: F,
+    probes: Probes,
+}
+
+impl<F: SessionFactory> ProbeFactory<F> {
+    /// The factory and the handle its probes are read through.
+    pub fn new(inner: F) -> (ProbeFactory<F>, Probes) {
+        let probes = Probes::default();
+        (
+            ProbeFactory {
+                inner,
+                probes: probes.clone(),
+            },
+            probes,
+        )
+    }
+}
+
+impl<F: SessionFactory> SessionFactory for ProbeFactory<F> {
+    type Session = F::Session;
+    fn new_session(&self, peer: SocketAddr, now: Instant) -> F::Session {
+        let probe = ThreadProbe::current();
+        if let Ok(mut p) = self.probes.0.lock() {
+            p.push(probe);
+        }
+        self.inner.new_session(peer, now)
+    }
+    fn refusal(&self) -> &[u8] {
+        self.inner.refusal()
+    }
+    fn protocol(&self) -> &'static str {
+        self.inner.protocol()
     }
 }
 

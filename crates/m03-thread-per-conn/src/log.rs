@@ -197,9 +197,11 @@ pub(crate) fn lock_timed<'a, T>(
         Err(TryLockError::Poisoned(p)) => p.into_inner(),
         Err(TryLockError::WouldBlock) => {
             let t = Instant::now();
+            // Counted before blocking, so "a producer found the lock taken" is visible while
+            // the producer still waits (tests synchronise on it).
+            contended.fetch_add(1, Ordering::Relaxed);
             let g = m.lock().unwrap_or_else(|p| p.into_inner());
             wait_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            contended.fetch_add(1, Ordering::Relaxed);
             g
         }
     }
@@ -439,23 +441,43 @@ mod tests {
 
     #[test]
     fn test_logger_full_ring_drops_and_counts() {
-        let (logger, sink) = memory_logger(4, Level::Debug);
-        // Hold the ring lock so the writer cannot drain while we overfill.
-        let guard = logger.inner.ring.lock().unwrap();
+        const CAPACITY: usize = 4;
+        const FLOOD: u64 = 100;
+        let (logger, sink) = memory_logger(CAPACITY, Level::Debug);
+        // Hold the sink so the writer, once it has swapped out at most one batch (≤ CAPACITY
+        // records), blocks delivering it: the ring then fills and stays full, whatever the
+        // scheduler does.
+        let sink_guard = sink.lines.lock().unwrap();
+        // Hold the ring lock so the flooding thread must find it taken.
+        let ring_guard = logger.inner.ring.lock().unwrap();
         let l2 = logger.clone();
         let t = thread::spawn(move || {
-            for i in 0..100 {
+            for i in 0..FLOOD {
                 l2.warn(format_args!("flood {i}"));
             }
         });
-        thread::sleep(Duration::from_millis(50));
-        drop(guard);
+        // Event, not a sleep: the producer counts the contention before it blocks.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while logger.stats().lock_contended == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "producer never reached the ring lock"
+            );
+            thread::yield_now();
+        }
+        drop(ring_guard);
+        // The producer never waits for the sink, so it finishes while the writer is stuck.
         t.join().unwrap();
+        let s = logger.stats();
+        assert_eq!(s.queued + s.dropped, FLOOD, "{s:?}");
+        // At most one batch in the writer's hands plus one full ring.
+        assert!(s.queued <= 2 * CAPACITY as u64, "{s:?}");
+        assert!(s.lock_contended > 0 && s.lock_wait_ns > 0, "{s:?}");
+        drop(sink_guard);
         logger.shutdown();
         let s = logger.stats();
-        assert_eq!(s.queued + s.dropped, 100);
-        assert!(s.dropped > 0, "{s:?}");
-        assert!(s.lock_contended > 0 && s.lock_wait_ns > 0, "{s:?}");
+        assert_eq!(s.queued + s.dropped, FLOOD, "{s:?}");
+        assert_eq!(s.written, s.queued, "{s:?}");
         assert_eq!(sink.lines().len() as u64, s.written);
     }
 

@@ -219,6 +219,50 @@ pub fn stack_mapping_sizes() -> io::Result<Vec<u64>> {
     Ok(out)
 }
 
+/// One line of `/proc/self/maps`: an address range and its permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mapping {
+    /// First address.
+    pub start: usize,
+    /// One past the last address.
+    pub end: usize,
+    /// `rwxp`-style permissions (`---p` for a guard page).
+    pub perms: String,
+    /// Anonymous (no file, no `[stack]`-like name).
+    pub anonymous: bool,
+}
+
+impl Mapping {
+    /// Whether `addr` lies in it.
+    pub fn contains(&self, addr: usize) -> bool {
+        (self.start..self.end).contains(&addr)
+    }
+}
+
+/// This process's mappings, lowest first (`/proc/self/maps`). Adjacent mappings with the same
+/// permissions may have been merged by the kernel, so one line can hold several allocations.
+pub fn mappings() -> io::Result<Vec<Mapping>> {
+    let maps = fs::read_to_string("/proc/self/maps")?;
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let Some((a, b)) = cols.first().and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            return Err(invalid(format!("bad maps line {line:?}")));
+        };
+        out.push(Mapping {
+            start,
+            end,
+            perms: cols.get(1).copied().unwrap_or("").to_owned(),
+            anonymous: cols.len() <= 5,
+        });
+    }
+    Ok(out)
+}
+
 /// Tasks (threads) owned by user `uid` on the whole machine (what `RLIMIT_NPROC` counts).
 pub fn tasks_of_user(uid: u32) -> u64 {
     let Ok(dir) = fs::read_dir("/proc") else {
@@ -256,14 +300,18 @@ mod tests {
 
     #[test]
     fn test_procfs_new_threads_visible_in_count_and_samples() {
-        let before = os_threads().unwrap();
+        // Other tests' threads come and go in this process meanwhile: look for these three by
+        // their ids, and bound the process-wide counts only by what is known to be alive.
         let barrier = Arc::new(Barrier::new(4));
+        let (tx, rx) = std::sync::mpsc::channel();
         let hs: Vec<_> = (0..3)
             .map(|i| {
-                let b = Arc::clone(&barrier);
+                let (b, tx) = (Arc::clone(&barrier), tx.clone());
                 std::thread::Builder::new()
                     .name(format!("probe-{i}"))
                     .spawn(move || {
+                        tx.send((i, m01_raw_sockets::sys::signal::current_tid()))
+                            .unwrap();
                         b.wait();
                         b.wait();
                     })
@@ -271,10 +319,19 @@ mod tests {
             })
             .collect();
         barrier.wait();
-        assert!(os_threads().unwrap() >= before + 3);
-        let names: Vec<String> = all_threads().unwrap().into_iter().map(|s| s.name).collect();
-        for i in 0..3 {
-            assert!(names.contains(&format!("probe-{i}")), "{names:?}");
+        let probes: Vec<(i32, i32)> = rx.try_iter().collect();
+        assert_eq!(probes.len(), 3);
+        // These three and this thread are alive.
+        assert!(os_threads().unwrap() >= 4);
+        assert!(task_count().unwrap() >= 4);
+        let samples = all_threads().unwrap();
+        for (i, tid) in probes {
+            let s = samples.iter().find(|s| s.tid == tid);
+            assert_eq!(
+                s.map(|s| s.name.as_str()),
+                Some(format!("probe-{i}").as_str()),
+                "tid {tid} in {samples:?}"
+            );
         }
         let mem = memory().unwrap();
         assert!(

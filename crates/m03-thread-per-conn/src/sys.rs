@@ -5,6 +5,7 @@
 //! - [`drop_privileges`], [`set_nproc_limit`]: what the thread-creation-failure test needs
 //!   (root ignores `RLIMIT_NPROC`, so the test process becomes `nobody` first);
 //! - [`clock_ticks`]: `sysconf(_SC_CLK_TCK)`, the unit of `/proc/…/stat` CPU times;
+//! - [`current_thread_stack`]: where the calling thread's stack is (`pthread_getattr_np`);
 //! - [`Epoll`]: a minimal `epoll` (with or without `EPOLLEXCLUSIVE`) for the thundering-herd
 //!   experiment.
 
@@ -206,6 +207,31 @@ pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf takes an integer and reads no memory.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 { t as u64 } else { 100 }
+}
+
+/// The calling thread's stack as the thread library recorded it: `(lowest address, size in
+/// bytes)`, from `pthread_getattr_np` + `pthread_attr_getstack`. The size excludes the guard
+/// page(s), which lie just below the lowest address.
+#[cfg(target_os = "linux")]
+pub fn current_thread_stack() -> io::Result<(usize, usize)> {
+    let pthread_err = |e: libc::c_int| io::Error::from_raw_os_error(e);
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+    // SAFETY: `attr` is writable storage for one attribute object, which pthread_getattr_np
+    // initialises on success.
+    let e = unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) };
+    if e != 0 {
+        return Err(pthread_err(e));
+    }
+    let mut addr: *mut libc::c_void = std::ptr::null_mut();
+    let mut size: libc::size_t = 0;
+    // SAFETY: `attr` was initialised above; `addr` and `size` are valid out-pointers.
+    let e = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) };
+    // SAFETY: `attr` was initialised by pthread_getattr_np and is destroyed exactly once.
+    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+    if e != 0 {
+        return Err(pthread_err(e));
+    }
+    Ok((addr as usize, size))
 }
 
 /// A minimal epoll instance watching descriptors for readability.

@@ -1,6 +1,11 @@
 //! Thread creation failure for real: root ignores `RLIMIT_NPROC`, so the test re-runs itself in
-//! a child process that becomes `nobody` (uid 65534), lowers `RLIMIT_NPROC` to just above the
+//! a child process that becomes an unprivileged user, lowers `RLIMIT_NPROC` to just above the
 //! tasks it already has, and opens more connections than it may have threads.
+//!
+//! `RLIMIT_NPROC` counts every task of the user on the machine, so the user is one no other
+//! process runs as (not `nobody`: another copy of this test, or any daemon running as `nobody`,
+//! would take or free "our" task slots meanwhile): a uid in 60000–64999 (Debian's range for
+//! dynamically allocated system users, inside any 16-bit uid map) picked by process id.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +18,11 @@ use m03_thread_per_conn::{CloseReason, procfs, sys};
 const CHILD_ENV: &str = "M03_NPROC_CHILD";
 const NAME: &str = "test_thread_creation_fails_refused_server_lives";
 const T: Duration = Duration::from_secs(5);
-const NOBODY: u32 = 65534;
+
+/// A uid no other process runs as (see the module doc).
+fn lone_uid() -> u32 {
+    60_000 + std::process::id() % 5_000
+}
 
 #[test]
 fn test_thread_creation_fails_refused_server_lives() {
@@ -47,15 +56,16 @@ fn test_thread_creation_fails_refused_server_lives() {
     );
 }
 
-/// Runs as `nobody` with a tiny `RLIMIT_NPROC`.
+/// Runs as an unprivileged user of its own with a tiny `RLIMIT_NPROC`.
 fn child() {
     let (config, _) = test_config();
     let server = RunningServer::start(config, PanicFactory).unwrap();
-    sys::drop_privileges(NOBODY, NOBODY).expect("setuid(nobody)");
-    // Every task of user nobody counts, ours included: allow two more.
-    let tasks = procfs::tasks_of_user(NOBODY);
+    let uid = lone_uid();
+    sys::drop_privileges(uid, uid).expect("setuid(unprivileged)");
+    // Every task of the user counts, ours included: allow two more.
+    let tasks = procfs::tasks_of_user(uid);
     sys::set_nproc_limit(tasks + 2).unwrap();
-    println!("nobody owns {tasks} tasks; RLIMIT_NPROC = {}", tasks + 2);
+    println!("uid {uid} owns {tasks} tasks; RLIMIT_NPROC = {}", tasks + 2);
     let mut served = Vec::new();
     let mut refused = 0;
     for i in 0..6u8 {

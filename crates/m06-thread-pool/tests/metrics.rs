@@ -105,7 +105,13 @@ fn test_prometheus_queue_depth_moves() {
         for _ in 0..10 {
             p.execute(|| {}).unwrap();
         }
-        thread::sleep(Duration::from_millis(10)); // a few depth samples
+        // Wait for the sampler (every 1 ms, but a loaded machine may not run it for a while) to
+        // have taken a sample of the full queue, instead of sleeping and hoping it did.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !p.snapshot().depth_series.iter().any(|&(_, d)| d == 10) {
+            assert!(Instant::now() < deadline, "{design:?}: series never saw 10");
+            thread::sleep(Duration::from_millis(1));
+        }
         let full = p.prometheus();
         assert_eq!(sample(&full, "zyphos_pool_queue_depth", &[]), 10.0);
         assert!(sample(&full, "zyphos_pool_queue_depth_max", &[]) >= 10.0);
@@ -113,11 +119,6 @@ fn test_prometheus_queue_depth_moves() {
         settle(&p, 11);
         let drained = p.prometheus();
         assert_eq!(sample(&drained, "zyphos_pool_queue_depth", &[]), 0.0);
-        let s = p.snapshot();
-        assert!(
-            s.depth_series.iter().any(|&(_, d)| d == 10),
-            "series saw 10"
-        );
         p.shutdown(ShutdownMode::Drain);
     }
 }
@@ -193,12 +194,24 @@ fn test_prometheus_steals_total_moves() {
     };
     assert_eq!(steals(&p.prometheus()), 0.0);
     let sp = p.spawner();
+    let elsewhere = Arc::new(AtomicUsize::new(0));
     p.execute(move || {
+        let me = thread::current().id();
         for _ in 0..100 {
-            sp.execute(|| thread::sleep(Duration::from_micros(100)))
-                .unwrap();
+            let e = Arc::clone(&elsewhere);
+            sp.execute(move || {
+                if thread::current().id() != me {
+                    e.fetch_add(1, Ordering::SeqCst);
+                }
+                thread::sleep(Duration::from_micros(100));
+            })
+            .unwrap();
         }
-        thread::sleep(Duration::from_millis(20));
+        // Stay busy until the idle worker has stolen a child (bounded), not for a guessed time.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while elsewhere.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
     })
     .unwrap();
     settle(&p, 101);

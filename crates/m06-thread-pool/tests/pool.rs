@@ -337,8 +337,12 @@ fn test_idle_worker_steals_from_busy_worker() {
             })
             .unwrap();
         }
-        // Stay busy: the children sit in this worker's deque; only stealing moves them.
-        thread::sleep(Duration::from_millis(30));
+        // Stay busy until a child has run elsewhere (bounded): the children sit in this
+        // worker's deque, so only stealing can move one.
+        let deadline = Instant::now() + T;
+        while !w.lock().unwrap().iter().any(|n| *n != me) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
         w.lock().unwrap().push(format!("parent:{me}"));
     })
     .unwrap();
@@ -620,19 +624,31 @@ fn test_cancel_shutdown_with_pending_reports_cancelled() {
         let ran = Arc::new(AtomicU64::new(0));
         let accepted = spawning_load(&p, 10_000, &ran) as u64;
         let handle = p.submit(|| {}).unwrap();
-        let g = gate.clone();
+        let (g, sp) = (gate.clone(), p.spawner());
+        // Open the gate once shutdown has begun (submissions are refused), not after a guessed
+        // delay: the workers must find the pool cancelling when they come back for work. The
+        // probes accepted before that are queued work like any other, and cancelled with it.
         let opener = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
+            let mut probes = 0u64;
+            loop {
+                match sp.execute(|| {}) {
+                    Err(SubmitError::ShuttingDown) => break,
+                    Ok(()) => probes += 1,
+                    Err(_) => {}
+                }
+                thread::sleep(Duration::from_millis(1));
+            }
             g.open();
+            probes
         });
         let r = p.shutdown(ShutdownMode::Cancel);
-        opener.join().unwrap();
+        let probes = opener.join().unwrap();
         assert_eq!(
             ran.load(Ordering::Relaxed),
             0,
             "{design:?}: nothing queued ran"
         );
-        assert_eq!(r.snapshot.cancelled, accepted + 1);
+        assert_eq!(r.snapshot.cancelled, accepted + 1 + probes);
         assert_eq!(r.snapshot.completed, 2, "the two blocking tasks finished");
         assert_eq!(handle.status(), TaskStatus::Cancelled);
         assert_eq!(r.unaccounted(), 0);

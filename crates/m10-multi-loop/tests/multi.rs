@@ -478,10 +478,25 @@ fn test_shutdown_finishes_slow_requests_in_flight_on_both_loops() {
         }
     }
     let mut conns: Vec<TcpStream> = picked.into_iter().map(|s| s.expect("both")).collect();
+    let request = b"GET /slow/400 HTTP/1.1\r\nHost: lab\r\n\r\n";
+    let read_before: Vec<u64> = server
+        .stats
+        .per_loop()
+        .iter()
+        .map(|l| l.event_loop.bytes_in)
+        .collect();
     for s in &mut conns {
-        write!(s, "GET /slow/400 HTTP/1.1\r\nHost: lab\r\n\r\n").expect("write");
+        s.write_all(request).expect("write");
     }
-    thread::sleep(Duration::from_millis(100));
+    // Stop only once each loop has read its request (in flight), not after a guessed delay.
+    assert!(wait_until(T, || server
+        .stats
+        .per_loop()
+        .iter()
+        .zip(&read_before)
+        .all(
+            |(l, &b)| l.event_loop.bytes_in >= b + request.len() as u64
+        )));
     let stopper = thread::spawn(move || server.stop());
     for s in &mut conns {
         let (status, body) = read_http(s, &mut Vec::new()).expect("slow response");
