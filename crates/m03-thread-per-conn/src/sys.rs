@@ -234,6 +234,15 @@ pub fn current_thread_stack() -> io::Result<(usize, usize)> {
     Ok((addr as usize, size))
 }
 
+/// Off Linux there is no `pthread_getattr_np` for the running thread: `Unsupported`.
+#[cfg(not(target_os = "linux"))]
+pub fn current_thread_stack() -> io::Result<(usize, usize)> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "reading the running thread's stack needs pthread_getattr_np (Linux)",
+    ))
+}
+
 /// A minimal epoll instance watching descriptors for readability.
 #[derive(Debug)]
 pub struct Epoll {
