@@ -137,6 +137,37 @@ mod tests {
         assert_eq!(got, vec![0, 1, 2, 3, 4]);
     }
 
+    /// Whether `fd` is readable right now (`poll` with a zero timeout): what the receiving
+    /// loop's epoll would report for the mailbox's eventfd.
+    fn readable(fd: BorrowedFd<'_>) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let n = poll(&mut fds, PollTimeout::ZERO).expect("poll");
+        n == 1
+            && fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN))
+    }
+
+    /// The wake-up itself, apart from the loop's 100 ms fallback poll (which would hide a dead
+    /// eventfd from every end-to-end test): a send makes the eventfd readable, a drain makes it
+    /// quiet again (else the loop would spin), and a refused send does not signal. Fails if
+    /// `send` stops signalling or `drain` stops resetting the counter.
+    #[test]
+    fn test_send_makes_eventfd_readable_and_drain_resets_it() {
+        let m = Mailbox::new(1).unwrap();
+        assert!(!readable(m.fd()), "a new mailbox must not be readable");
+        m.send(1).unwrap();
+        assert!(readable(m.fd()), "a send must make the eventfd readable");
+        assert!(matches!(m.send(2), Err(SendError::Full(2))));
+        assert_eq!(m.drain(|_| ()), 1);
+        assert!(!readable(m.fd()), "a drain must reset the eventfd");
+        let closed = Mailbox::new(1).unwrap();
+        closed.close(|_: i32| ());
+        assert!(matches!(closed.send(3), Err(SendError::Closed(3))));
+        assert!(!readable(closed.fd()), "a refused send must not signal");
+    }
+
     #[test]
     fn test_full_returns_message() {
         let m = Mailbox::new(2).unwrap();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use m03_thread_per_conn::{EchoConfig, EchoFactory};
 use m10_multi_loop::affinity::allowed_cpus;
@@ -219,6 +219,40 @@ fn test_submitted_task_runs_on_target_loop_thread_and_latency_recorded() {
     assert!(
         l1.message_p50_ns > 0,
         "message latency not recorded: {l1:?}"
+    );
+    server.stop().expect("stop");
+}
+
+/// An idle loop runs a submitted task at once: woken by its mailbox's eventfd, not by its
+/// 100 ms fallback poll. Each task is submitted right after the previous one ran, i.e. just
+/// after the loop woke, so with a dead eventfd every wait would be close to the full 100 ms
+/// (median about 100 ms); with a live one it is tens of microseconds. The bar on the median
+/// of 21 (25 ms) is a quarter of the dead case and generous for a loaded 2-core CI machine,
+/// where a wake-up can be delayed by a scheduler tick or two, but not for half of 21 tries.
+#[test]
+fn test_idle_loop_runs_submitted_task_without_waiting_for_its_poll_timeout() {
+    let server = MultiInProcess::start(config(2), echo()).expect("start");
+    let mut waits = Vec::new();
+    for _ in 0..21 {
+        let (tx, rx) = mpsc::channel();
+        let sent = Instant::now();
+        server
+            .submit(
+                1,
+                Box::new(move |_: &mut dyn LoopControl| {
+                    let _ = tx.send(Instant::now());
+                }),
+            )
+            .expect("submit");
+        let ran = rx.recv_timeout(T).expect("task ran");
+        waits.push(ran.duration_since(sent));
+    }
+    waits.sort();
+    let median = waits[waits.len() / 2];
+    assert!(
+        median < Duration::from_millis(25),
+        "median submit-to-run {median:?} over 21 tasks (all: {waits:?}): the loop waits for its \
+         poll timeout instead of being woken by the eventfd"
     );
     server.stop().expect("stop");
 }
@@ -446,6 +480,65 @@ fn test_crashed_loop_isolated_other_loop_serves_new_connections() {
         Some("injected loop failure")
     );
     assert!(report.loops[0].error.is_none());
+}
+
+/// A panic inside one session, on a multi-loop server: the loop catches it, closes that
+/// connection only, counts it, and keeps serving its other connections; the other loop is not
+/// touched. Two connections are placed on each loop first (connect until each loop has
+/// accepted two), so the loop that panics provably has another connection to keep.
+#[test]
+fn test_session_panic_closes_only_its_connection_loop_and_others_live_on() {
+    use m03_thread_per_conn::lab::PanicFactory;
+    let mut c = config(2);
+    c.balance.enabled = false;
+    let server = MultiInProcess::start(c, PanicFactory).expect("start");
+    let mut placed: Vec<Vec<TcpStream>> = vec![Vec::new(), Vec::new()];
+    for _ in 0..400 {
+        if placed.iter().all(|p| p.len() >= 2) {
+            break;
+        }
+        let before = server.stats.per_loop();
+        let s = connect(server.addr, T).expect("connect");
+        let total = |loops: &[m10_multi_loop::LoopReport]| {
+            loops.iter().map(|l| l.event_loop.accepted).sum::<u64>()
+        };
+        assert!(wait_until(T, || total(&server.stats.per_loop()) > total(&before)));
+        let after = server.stats.per_loop();
+        let i = (0..2)
+            .find(|&i| after[i].event_loop.accepted > before[i].event_loop.accepted)
+            .expect("some loop accepted");
+        placed[i].push(s);
+    }
+    assert!(
+        placed.iter().all(|p| p.len() >= 2),
+        "could not place two connections on each loop"
+    );
+    let victim_loop = 0;
+    let mut bad = placed[victim_loop].remove(0);
+    bad.write_all(PanicFactory::MAGIC).expect("write");
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        bad.read(&mut buf).unwrap_or(0),
+        0,
+        "the panicking connection is closed"
+    );
+    assert!(wait_until(T, || server.stats.per_loop()[victim_loop]
+        .event_loop
+        .panics
+        == 1));
+    for (i, conns) in placed.iter_mut().enumerate() {
+        for (k, s) in conns.iter_mut().enumerate() {
+            echo_round_trip(s, &pattern(4096, i * 100 + k));
+        }
+    }
+    let loops = server.stats.per_loop();
+    assert!(loops.iter().all(|l| l.alive), "both loops still run");
+    assert_eq!(loops[victim_loop].event_loop.panics, 1);
+    assert_eq!(loops[1 - victim_loop].event_loop.panics, 0);
+    let mut fresh = connect(server.addr, T).expect("a new connection after the panic");
+    echo_round_trip(&mut fresh, b"new");
+    let report = server.stop_within(T).expect("stop");
+    assert!(report.loops.iter().all(|l| l.error.is_none()));
 }
 
 #[test]
