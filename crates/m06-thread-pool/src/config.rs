@@ -72,6 +72,10 @@ pub struct PoolConfig {
     pub max_queue_delay: Option<Duration>,
     /// How tasks reach workers.
     pub design: QueueDesign,
+    /// Work-stealing design only: whether an idle worker steals from other workers' deques.
+    /// `false` leaves tasks submitted by a worker to that worker alone (the injector is still
+    /// shared): the fair-distribution check's control, never a production setting.
+    pub steal: bool,
     /// Put each worker's hot counters on its own cache line (`CachePadded`). `false` packs them
     /// side by side: the false-sharing experiment's control.
     pub pad_counters: bool,
@@ -92,6 +96,7 @@ impl Default for PoolConfig {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_queue_delay: None,
             design: QueueDesign::WorkStealing,
+            steal: true,
             pad_counters: true,
             name: "m06-pool".into(),
             stack_size: 256 * 1024,

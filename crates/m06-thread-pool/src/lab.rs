@@ -406,3 +406,99 @@ pub fn prefilled_run(
     let report = pool.shutdown(ShutdownMode::Drain);
     Ok((tasks as f64 / t.elapsed().as_secs_f64(), report))
 }
+
+/// Heavy-tailed task sizes in work units: Pareto with shape 1.5 and minimum `min_units`
+/// (mean 3 × min, uncapped), capped at `max_units`; `seed` makes the sequence reproducible.
+pub fn pareto_sizes(n: usize, min_units: u64, max_units: u64, seed: u64) -> Vec<u64> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            // xorshift64*, top 53 bits as a uniform in (0, 1].
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let u = ((r >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+            let size = min_units as f64 / u.powf(1.0 / 1.5);
+            (size as u64).clamp(min_units.max(1), max_units)
+        })
+        .collect()
+}
+
+/// What [`local_submit_run`] measured.
+#[derive(Debug, Clone)]
+pub struct LocalSubmitRun {
+    /// Per worker: share of all busy time (time spent running tasks), 0…1.
+    pub busy_share: Vec<f64>,
+    /// Per worker: share of the work units run, 0…1.
+    pub unit_share: Vec<f64>,
+    /// Largest |busy share − 1/N| / (1/N), percent.
+    pub deviation_pct: f64,
+    /// Tasks moved between workers by steals.
+    pub stolen_tasks: u64,
+    /// Accepted tasks the pool does not account for after shutdown.
+    pub unaccounted: u64,
+    /// Wall time from the root task's start to the end of the drain.
+    pub elapsed: Duration,
+}
+
+/// One task submitted from outside lands on one worker; it then submits every task of `sizes`
+/// from inside that worker (so all of them go to that worker's local deque, none to the shared
+/// injector), and the pool drains. Only stealing can move work to the other workers. The
+/// deviation is computed from busy time (so a worker slowed by another process on its core is
+/// not counted as unfair, as long as it had work the whole time).
+pub fn local_submit_run(mut config: PoolConfig, sizes: &[u64]) -> std::io::Result<LocalSubmitRun> {
+    config.queue_capacity = config.queue_capacity.max(sizes.len() + config.workers + 1);
+    let n = config.workers;
+    let pool = ThreadPool::new(config)?;
+    let units_by_worker: Arc<Vec<AtomicU64>> =
+        Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let names: Arc<Vec<String>> = Arc::new(
+        (0..n)
+            .map(|i| format!("{}-{i}", pool.config().name))
+            .collect(),
+    );
+    let (sp, sizes_owned) = (pool.spawner(), sizes.to_vec());
+    let started = Arc::new(OnceLock::new());
+    let st = Arc::clone(&started);
+    let (ub, nm) = (Arc::clone(&units_by_worker), Arc::clone(&names));
+    pool.execute(move || {
+        let _ = st.set(Instant::now());
+        for units in sizes_owned {
+            let (ub, nm) = (Arc::clone(&ub), Arc::clone(&nm));
+            sp.execute(move || {
+                work(units);
+                let me = thread::current();
+                if let Some(i) = nm.iter().position(|n| Some(n.as_str()) == me.name()) {
+                    ub[i].fetch_add(units, Ordering::Relaxed);
+                }
+            })
+            .expect("queue sized for every task");
+        }
+    })
+    .map_err(std::io::Error::other)?;
+    let report = pool.shutdown(ShutdownMode::Drain);
+    let elapsed = started.get().map_or(Duration::ZERO, |t| t.elapsed());
+    let s = &report.snapshot;
+    let busy: Vec<f64> = s.workers.iter().map(|w| w.busy_ns as f64).collect();
+    let busy_total: f64 = busy.iter().sum::<f64>().max(1.0);
+    let busy_share: Vec<f64> = busy.iter().map(|b| b / busy_total).collect();
+    let units: Vec<f64> = units_by_worker
+        .iter()
+        .map(|u| u.load(Ordering::Relaxed) as f64)
+        .collect();
+    let units_total: f64 = units.iter().sum::<f64>().max(1.0);
+    let fair = 1.0 / n as f64;
+    let deviation_pct = busy_share
+        .iter()
+        .map(|b| (b - fair).abs() / fair * 100.0)
+        .fold(0.0, f64::max);
+    Ok(LocalSubmitRun {
+        busy_share,
+        unit_share: units.iter().map(|u| u / units_total).collect(),
+        deviation_pct,
+        stolen_tasks: s.workers.iter().map(|w| w.stolen_tasks).sum(),
+        unaccounted: report.unaccounted(),
+        elapsed,
+    })
+}

@@ -428,6 +428,13 @@ impl Shared {
                     && self.pending.load(SeqCst) == 0;
                 if self.pending.load(SeqCst) == 0 && !finished {
                     g = idle_cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+                } else if !self.config.steal && !finished {
+                    // Stealing off: the pending work may all sit in other workers' deques,
+                    // out of reach; nap instead of spinning (a submit still wakes us).
+                    g = idle_cv
+                        .wait_timeout(g, Duration::from_millis(1))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
                 }
                 sleepers.fetch_sub(1, SeqCst);
                 drop(g);
@@ -469,7 +476,7 @@ impl Shared {
             if let Some(j) = from_injector() {
                 return Some(j);
             }
-            let n = stealers.len();
+            let n = if self.config.steal { stealers.len() } else { 0 };
             for k in 1..n {
                 let victim = &stealers[(index + k) % n];
                 loop {

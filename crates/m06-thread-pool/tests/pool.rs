@@ -364,6 +364,70 @@ fn test_idle_worker_steals_from_busy_worker() {
     assert!(stolen >= r.snapshot.steals);
 }
 
+/// The control of the fair-distribution check: with `steal = false`, tasks a worker submits
+/// stay on its own deque even while another worker is idle and looking for work. Fails if the
+/// switch does not turn stealing off (a child runs on the idle worker, or a steal is counted).
+/// Event-driven: a probe from outside shows the idle worker running; one completed nap of that
+/// worker after the probe shows it looked for work (and found none) with the children queued.
+#[test]
+fn test_steal_off_leaves_local_tasks_to_their_worker() {
+    let mut c = PoolConfig::with(2, QueueDesign::WorkStealing);
+    c.queue_capacity = 10_000;
+    c.name = "t-nosteal".into();
+    c.steal = false;
+    let p = ThreadPool::new(c).expect("pool starts");
+    let where_ran = Arc::new(Mutex::new(Vec::new()));
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let gate = Gate::default();
+    let (sp, w, g) = (p.spawner(), Arc::clone(&where_ran), gate.clone());
+    p.execute(move || {
+        let me = thread::current().name().unwrap_or("?").to_owned();
+        for _ in 0..200 {
+            let w = Arc::clone(&w);
+            sp.execute(move || {
+                w.lock()
+                    .unwrap()
+                    .push(thread::current().name().unwrap_or("?").to_owned());
+            })
+            .unwrap();
+        }
+        queued_tx.send(me).unwrap();
+        g.wait();
+    })
+    .unwrap();
+    let parent = queued_rx.recv_timeout(T).expect("parent ran");
+    let (probe_tx, probe_rx) = std::sync::mpsc::channel();
+    p.execute(move || {
+        probe_tx
+            .send(thread::current().name().unwrap_or("?").to_owned())
+            .unwrap();
+    })
+    .unwrap();
+    let probe = probe_rx.recv_timeout(T).expect("probe ran");
+    assert_ne!(probe, parent, "the parent's worker is held");
+    let other: usize = probe.rsplit('-').next().unwrap().parse().unwrap();
+    let idle0 = p.snapshot().workers[other].idle_ns;
+    // Either the idle worker completes a nap (it looked and found nothing it may take), or a
+    // child shows up somewhere (it stole one, which the next assertion reports).
+    assert!(
+        wait_until(
+            || p.snapshot().workers[other].idle_ns > idle0 || !where_ran.lock().unwrap().is_empty()
+        ),
+        "idle worker never napped"
+    );
+    assert!(
+        where_ran.lock().unwrap().is_empty(),
+        "{} children ran while their parent's worker was held",
+        where_ran.lock().unwrap().len()
+    );
+    gate.open();
+    assert!(wait_until(|| where_ran.lock().unwrap().len() == 200));
+    let r = p.shutdown(ShutdownMode::Drain);
+    assert!(where_ran.lock().unwrap().iter().all(|n| *n == parent));
+    assert_eq!(r.snapshot.steals, 0);
+    assert_eq!(r.unaccounted(), 0);
+}
+
 #[test]
 fn test_batch_submission_all_or_nothing() {
     for design in QueueDesign::ALL {
