@@ -9,6 +9,11 @@
 //! held by 4 holder processes (each answered one request first), released after the phase.
 //! A B A B; the ratio is of the means. Then, for the detail, 400 active + 9,900 idle at the same
 //! total rate (CPU follows the *work*, not the connection count).
+//!
+//! Fails (no figure printed, non-zero exit) when any phase did not measure what it claims:
+//! fewer than 9,900 idle connections held in a phase that needs them, any request of any phase
+//! errored, or a phase achieved under 95 % of the offered 20,000 req/s (a phase that fell
+//! behind measured a different load from the phase it is compared with).
 
 #[path = "support/mod.rs"]
 mod support;
@@ -21,8 +26,39 @@ use m09_event_loop::lab::ServerChild;
 const RATE: &str = "20000";
 const SECS: &str = "6";
 const ROUNDS: usize = 2;
+/// Idle connections held in the B phases.
+const IDLE: usize = 9_900;
+/// The offered rate as a number, and the share of it a phase must achieve.
+const OFFERED: f64 = 20_000.0;
+const MIN_SHARE: f64 = 0.95;
 
-fn phase(server: &ServerChild, addr: SocketAddr, conns: &str) -> std::io::Result<(f64, f64, f64)> {
+/// What one phase measured: CPU µs/request, req/s, client p99 µs.
+type Phase = (f64, f64, f64);
+
+/// The phase's figures, or why the phase does not count.
+fn validated(what: &str, r: &serde_json::Value) -> std::io::Result<(f64, f64)> {
+    let (rps, _, p99, _, errors) = support::summary(r);
+    if errors > 0.0 || rps < MIN_SHARE * OFFERED {
+        return Err(std::io::Error::other(format!(
+            "{what}: {rps:.0} req/s of {OFFERED:.0} offered (need {:.0} %), {errors} errors",
+            MIN_SHARE * 100.0
+        )));
+    }
+    Ok((rps, p99))
+}
+
+/// Fails unless the holders hold every idle connection asked for.
+fn held(holders: &support::Holders) -> std::io::Result<usize> {
+    if holders.ready < IDLE {
+        return Err(std::io::Error::other(format!(
+            "only {} of {IDLE} idle connections held",
+            holders.ready
+        )));
+    }
+    Ok(holders.ready)
+}
+
+fn phase(server: &ServerChild, addr: SocketAddr, conns: &str) -> std::io::Result<Phase> {
     let cpu0 = server.cpu_s()?;
     let r = support::load_http(
         addr,
@@ -39,7 +75,7 @@ fn phase(server: &ServerChild, addr: SocketAddr, conns: &str) -> std::io::Result
         ],
     )?;
     let cpu = server.cpu_s()? - cpu0;
-    let (rps, _, p99, _, _) = support::summary(&r);
+    let (rps, p99) = validated(&format!("{conns} active connections"), &r)?;
     let requests = rps * SECS.parse::<f64>().unwrap_or(1.0);
     Ok((cpu / requests.max(1.0) * 1e6, rps, p99))
 }
@@ -58,8 +94,8 @@ fn main() -> std::process::ExitCode {
         let mut idle = 0;
         for _ in 0..ROUNDS {
             alone.push(phase(&server, addr, "100")?);
-            let holders = support::Holders::open(addr, 9_900, 4)?;
-            idle = holders.ready;
+            let holders = support::Holders::open(addr, IDLE, 4)?;
+            idle = held(&holders)?;
             with_idle.push(phase(&server, addr, "100")?);
             holders.release();
             // Let the loop finish closing them before the next phase measures.
@@ -69,15 +105,15 @@ fn main() -> std::process::ExitCode {
                     .is_ok_and(|s| support::driver(&s, "open") <= 2.0)
             });
         }
-        let holders = support::Holders::open(addr, 9_900, 4)?;
+        let holders = support::Holders::open(addr, IDLE, 4)?;
+        held(&holders)?;
         let (c_us, c_rps, _) = phase(&server, addr, "400")?;
         holders.release();
         server.stop()?;
-        let mean =
-            |v: &[(f64, f64, f64)]| v.iter().map(|p| p.0).sum::<f64>() / v.len().max(1) as f64;
+        let mean = |v: &[Phase]| v.iter().map(|p| p.0).sum::<f64>() / v.len().max(1) as f64;
         let (a_us, b_us) = (mean(&alone), mean(&with_idle));
         let ratio = b_us / a_us.max(1e-9);
-        let show = |v: &[(f64, f64, f64)]| {
+        let show = |v: &[Phase]| {
             v.iter()
                 .map(|(us, rps, p99)| format!("{us:.2} us ({rps:.0} rps, p99 {p99:.0} us)"))
                 .collect::<Vec<_>>()
