@@ -70,7 +70,7 @@ fn main() -> std::process::ExitCode {
         std::thread::sleep(Duration::from_millis(1500));
         drop(idle);
         std::thread::sleep(Duration::from_millis(200));
-        let st = server.stats.clone();
+        let st = server.stats.sum();
         let _ = server.stop()?;
         let mut t = Table::new(
             "Per-connection statistics under a mixed workload",

@@ -88,7 +88,7 @@ fn main() -> std::process::ExitCode {
         };
 
         // curl: three URLs, one connection.
-        let before = server.stats.opened.load(Ordering::Relaxed);
+        let before = server.stats.sum().opened.load(Ordering::Relaxed);
         let out = run(
             Command::new("curl").args([
                 "-s",
@@ -107,7 +107,7 @@ fn main() -> std::process::ExitCode {
             None,
         )?;
         std::thread::sleep(Duration::from_millis(100));
-        let opened = server.stats.opened.load(Ordering::Relaxed) - before;
+        let opened = server.stats.sum().opened.load(Ordering::Relaxed) - before;
         let lines: Vec<&str> = out.lines().collect();
         let ok = lines == ["200 1", "200 0", "200 0"] && opened == 1;
         row(
@@ -238,7 +238,7 @@ fn main() -> std::process::ExitCode {
                 "{agree}/{total} agree with llhttp's verdict (informational: llhttp accepts requests this strict profile refuses, e.g. HTTP/1.1 without Host, extension methods, lenient framing)"
             ),
         );
-        let reqs = server.stats.requests.load(Ordering::Relaxed);
+        let reqs = server.stats.sum().requests.load(Ordering::Relaxed);
         let _ = server.stop()?;
         t.notes = format!(
             "In-process ThreadServer + Http11Factory + m05 demo router. {reqs} requests answered in all. {}",

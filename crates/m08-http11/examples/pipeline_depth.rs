@@ -42,7 +42,7 @@ fn main() -> std::process::ExitCode {
             }
             let el = start.elapsed().as_secs_f64();
             drop(s);
-            let stats = server.stats.clone();
+            let stats = server.stats.sum();
             let _ = server.stop()?;
             let rate = total as f64 / el;
             if depth == 1 {

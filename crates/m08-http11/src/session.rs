@@ -327,9 +327,7 @@ impl<S: Service> Http11Session<S> {
 
     /// The same session, merging its statistics into `registry` when dropped.
     pub fn with_registry(mut self, registry: Arc<Http11Stats>) -> Self {
-        registry
-            .opened
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        registry.record_open();
         self.registry = Some(registry);
         self
     }

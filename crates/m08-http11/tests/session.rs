@@ -519,7 +519,10 @@ fn test_per_connection_stats_and_registry() {
     }
     assert_eq!(registry.live(), 0, "a dropped session is counted closed");
     assert_eq!(
-        registry.requests.load(std::sync::atomic::Ordering::Relaxed),
+        registry
+            .sum()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed),
         3
     );
     assert_eq!(registry.close_rows(), vec![("done", 1)]);

@@ -7,15 +7,21 @@
 //!
 //! **Memory orderings.** The queue itself publishes each message with release/acquire (a pop
 //! sees everything the pusher wrote before its push). The eventfd `write`/`read` pair is a
-//! system call on each side, which orders further. Closing uses a Dekker-style pair of
-//! `SeqCst` operations: a sender *increments `senders` then loads `open`*; the closer *stores
-//! `open = false` then loads `senders`*. With sequential consistency at least one of them sees
-//! the other's write, so either the sender backs off, or the closer waits for its push to
-//! finish before the final drain: no message is ever left behind in a closed mailbox.
+//! system call on each side, which orders further. Closing is a Dekker-style handshake
+//! ([`CloseGate`]): a sender *increments `senders`, then (after a `SeqCst` fence) loads
+//! `open`*; the closer *stores `open = false`, then (after a `SeqCst` fence) loads `senders`*.
+//! The two fences are totally ordered, so at least one side sees the other's write: either the
+//! sender backs off, or the closer waits for its push to finish (the sender's `Release`
+//! decrement, the closer's `Acquire` load) before the final drain: no message is ever left
+//! behind in a closed mailbox. The fences, not `SeqCst` accesses, carry the guarantee because
+//! that is what the model checker can verify: `tests/loom.rs` runs this very code over loom's
+//! atomics and finds the lost message as soon as a fence or the release/acquire pair is
+//! weakened (loom does not model the total order of `SeqCst` loads and stores, so a
+//! `SeqCst`-accesses-only version could not be checked there).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 
 use crossbeam::queue::ArrayQueue;
 use m09_event_loop::sys;
@@ -38,13 +44,146 @@ impl<M> SendError<M> {
     }
 }
 
+/// The atomics a [`CloseGate`] runs on: std's ([`StdAtomics`]) in the mailbox, loom's in the
+/// model check (`tests/loom.rs`), so the model checks this very code.
+#[doc(hidden)]
+pub trait GateAtomics {
+    /// An atomic `bool`.
+    type Flag;
+    /// An atomic `usize`.
+    type Count;
+    /// A new flag.
+    fn flag(v: bool) -> Self::Flag;
+    /// A new count.
+    fn count(v: usize) -> Self::Count;
+    /// `flag.load(order)`.
+    fn load_flag(f: &Self::Flag, order: Ordering) -> bool;
+    /// `flag.store(v, order)`.
+    fn store_flag(f: &Self::Flag, v: bool, order: Ordering);
+    /// `count.fetch_add(1, order)`.
+    fn incr(c: &Self::Count, order: Ordering);
+    /// `count.fetch_sub(1, order)`.
+    fn decr(c: &Self::Count, order: Ordering);
+    /// `count.load(order)`.
+    fn load_count(c: &Self::Count, order: Ordering) -> usize;
+    /// `fence(order)`.
+    fn fence(order: Ordering);
+    /// One turn of a wait loop.
+    fn spin();
+}
+
+/// `std::sync::atomic`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StdAtomics;
+
+impl GateAtomics for StdAtomics {
+    type Flag = AtomicBool;
+    type Count = AtomicUsize;
+    fn flag(v: bool) -> AtomicBool {
+        AtomicBool::new(v)
+    }
+    fn count(v: usize) -> AtomicUsize {
+        AtomicUsize::new(v)
+    }
+    fn load_flag(f: &AtomicBool, order: Ordering) -> bool {
+        f.load(order)
+    }
+    fn store_flag(f: &AtomicBool, v: bool, order: Ordering) {
+        f.store(v, order);
+    }
+    fn incr(c: &AtomicUsize, order: Ordering) {
+        c.fetch_add(1, order);
+    }
+    fn decr(c: &AtomicUsize, order: Ordering) {
+        c.fetch_sub(1, order);
+    }
+    fn load_count(c: &AtomicUsize, order: Ordering) -> usize {
+        c.load(order)
+    }
+    fn fence(order: Ordering) {
+        fence(order);
+    }
+    fn spin() {
+        std::hint::spin_loop();
+    }
+}
+
+/// The mailbox's close protocol (see the [module docs](self)): senders [`enter`](Self::enter)
+/// and [`leave`](Self::leave) around their push; [`close`](Self::close) returns once no
+/// sender is inside and every later `enter` fails. Generic over its atomics for the model
+/// check only.
+#[doc(hidden)]
+pub struct CloseGate<A: GateAtomics = StdAtomics> {
+    open: A::Flag,
+    senders: A::Count,
+}
+
+impl<A: GateAtomics> std::fmt::Debug for CloseGate<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloseGate")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<A: GateAtomics> Default for CloseGate<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: GateAtomics> CloseGate<A> {
+    /// An open gate.
+    pub fn new() -> Self {
+        CloseGate {
+            open: A::flag(true),
+            senders: A::count(0),
+        }
+    }
+
+    /// Starts a send: `false` (and nothing to undo) if the gate is closed; after `true`, push,
+    /// then call [`leave`](Self::leave).
+    pub fn enter(&self) -> bool {
+        A::incr(&self.senders, Ordering::Relaxed);
+        // Dekker: our increment, then this fence, then our load of `open`; `close` does the
+        // mirror image. The fences are totally ordered: whichever comes second sees the
+        // other side's write.
+        A::fence(Ordering::SeqCst);
+        if !A::load_flag(&self.open, Ordering::Relaxed) {
+            A::decr(&self.senders, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Ends a send. Release: publishes the push to the closer's acquire load in `close`.
+    pub fn leave(&self) {
+        A::decr(&self.senders, Ordering::Release);
+    }
+
+    /// Makes every later [`enter`](Self::enter) fail and waits for the senders inside.
+    pub fn close(&self) {
+        A::store_flag(&self.open, false, Ordering::Relaxed);
+        A::fence(Ordering::SeqCst);
+        // Acquire: pairs with `leave`'s release, so the caller's drain sees their pushes.
+        while A::load_count(&self.senders, Ordering::Acquire) != 0 {
+            A::spin();
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        !A::load_flag(&self.open, Ordering::Acquire)
+    }
+}
+
 /// See the [module docs](self).
 #[derive(Debug)]
 pub struct Mailbox<M> {
     queue: ArrayQueue<M>,
     eventfd: OwnedFd,
-    open: AtomicBool,
-    senders: AtomicUsize,
+    gate: CloseGate,
 }
 
 impl<M> Mailbox<M> {
@@ -53,8 +192,7 @@ impl<M> Mailbox<M> {
         Ok(Mailbox {
             queue: ArrayQueue::new(capacity.max(1)),
             eventfd: sys::eventfd()?,
-            open: AtomicBool::new(true),
-            senders: AtomicUsize::new(0),
+            gate: CloseGate::new(),
         })
     }
 
@@ -65,13 +203,11 @@ impl<M> Mailbox<M> {
 
     /// Queues `msg` and wakes the receiver.
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
-        self.senders.fetch_add(1, Ordering::SeqCst);
-        if !self.open.load(Ordering::SeqCst) {
-            self.senders.fetch_sub(1, Ordering::SeqCst);
+        if !self.gate.enter() {
             return Err(SendError::Closed(msg));
         }
         let pushed = self.queue.push(msg);
-        self.senders.fetch_sub(1, Ordering::SeqCst);
+        self.gate.leave();
         match pushed {
             Ok(()) => {
                 // A failed wake-up (impossible for a live eventfd) would only delay delivery
@@ -98,16 +234,13 @@ impl<M> Mailbox<M> {
     /// Closes the mailbox: later sends fail with [`SendError::Closed`]; waits for sends in
     /// progress, then hands over what is still queued.
     pub fn close(&self, deliver: impl FnMut(M)) -> usize {
-        self.open.store(false, Ordering::SeqCst);
-        while self.senders.load(Ordering::SeqCst) != 0 {
-            std::hint::spin_loop();
-        }
+        self.gate.close();
         self.drain(deliver)
     }
 
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
-        !self.open.load(Ordering::SeqCst)
+        self.gate.is_closed()
     }
 
     /// Messages waiting.

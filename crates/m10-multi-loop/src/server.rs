@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crossbeam::utils::CachePadded;
 use m03_thread_per_conn::{Session, SessionFactory, ShutdownHandle};
 use m09_event_loop::server::listener;
 use m09_event_loop::{Detached, EventLoop, LoopConfig, LoopSnapshot, LoopStats, sys};
@@ -116,7 +117,10 @@ enum Message<S> {
     Fail,
 }
 
-/// Per-loop state every thread may read.
+/// Per-loop state every thread may read. Each loop's block is cache-padded
+/// ([`CachePadded`] in [`Shared::loops`]), so what one loop writes on its request path never
+/// shares a cache line with another loop's; `adopting`, the one field other threads write
+/// (per migration, never per request), has a padded line of its own.
 #[derive(Debug, Default)]
 struct LoopShared {
     stats: Arc<LoopStats>,
@@ -128,13 +132,13 @@ struct LoopShared {
     /// connection on its way here (it may count one twice for a moment), which is what the
     /// acceptor's least-loaded choice needs: a count that dropped when the loop took its
     /// messages out of the mailbox, before registering them, sent the rest of a burst to it.
-    adopting: AtomicUsize,
+    adopting: CachePadded<AtomicUsize>,
 }
 
 /// The non-generic shared part (statistics, liveness, switches).
 #[derive(Debug)]
 struct Shared {
-    loops: Vec<LoopShared>,
+    loops: Vec<CachePadded<LoopShared>>,
     balancing: AtomicBool,
 }
 
@@ -234,6 +238,20 @@ impl MultiStatsHandle {
             .loops
             .iter()
             .map(|l| l.stats.open.get())
+            .collect()
+    }
+
+    /// The address range of each loop's cache-padded shared block (tests of the layout: no
+    /// two loops' blocks may share a cache line).
+    #[doc(hidden)]
+    pub fn loop_blocks(&self) -> Vec<std::ops::Range<usize>> {
+        self.shared
+            .loops
+            .iter()
+            .map(|l| {
+                let start = std::ptr::from_ref::<CachePadded<LoopShared>>(l) as usize;
+                start..start + std::mem::size_of_val(l)
+            })
             .collect()
     }
 
@@ -381,7 +399,9 @@ impl MultiLoopServer {
         }
         let (handle, wake_read) = ShutdownHandle::with_wake_pipe()?;
         let shared = Arc::new(Shared {
-            loops: (0..config.loops).map(|_| LoopShared::default()).collect(),
+            loops: (0..config.loops)
+                .map(|_| CachePadded::new(LoopShared::default()))
+                .collect(),
             balancing: AtomicBool::new(config.balance.enabled),
         });
         Ok(MultiLoopServer {
@@ -580,6 +600,9 @@ impl<F: SessionFactory> LoopContext<F> {
 
     fn serve(&self) -> io::Result<LoopOutcome> {
         let me = &self.shared.loops[self.index];
+        // HTTP/1.1 sessions made or dropped on this thread record into this loop's own shard
+        // of their factory's registry (m08: per-thread shards, summed on read).
+        m08_http11::stats::set_thread_shard(self.index);
         if let Some(cpu) = self.cpu {
             affinity::pin_current_thread(cpu)?;
             me.place.cpu.store(cpu as i64, Ordering::Relaxed);
