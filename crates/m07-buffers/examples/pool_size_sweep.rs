@@ -1,22 +1,36 @@
-//! Experiment `pool_size_sweep`: the standard scenario (64 keep-alive connections, closed loop,
-//! `GET /dyn`, thread-per-connection server over a shared pool of 16 KiB buffers; each
-//! connection holds a read buffer and borrows a write buffer per response) at 32…512 buffers.
-//! Utilisation (high-water), exhaustion, shed connections and throughput per size, and the pick
-//! (smallest size with zero exhaustion, no shed connection, ≥ 95 % of the best throughput).
+//! Experiment `pool_size_sweep`: the pool-size sweep (closed loop, `GET /dyn`,
+//! thread-per-connection server over a shared pool of 16 KiB buffers; each connection holds a
+//! read buffer and borrows a write buffer per response) at 16…512 buffers, for 16, 64 (the
+//! standard scenario) and 128 keep-alive connections. Utilisation (high-water), exhaustion,
+//! shed connections, paired throughput against the best size, and the pick (the rule of the
+//! `pool_size_from_sweep` check: smallest clean size with median ratio ≥ 0.95 to the best or
+//! faster than it in ≥ 1/3 of the repeats). `--quick`: 64 connections only, one repeat.
 
 use m07_buffers::DEFAULT_POOL_BUFFERS;
-use m07_buffers::lab::{self, SWEEP_CONNECTIONS, Table, run_sweep};
+use m07_buffers::lab::{self, SWEEP_CONNECTION_COUNTS, SWEEP_CONNECTIONS, Table, run_sweep};
 
 fn main() -> std::process::ExitCode {
     lab::run_main(|| {
-        let (rounds, repeats) = if lab::quick() { (40, 1) } else { (500, 10) };
-        let sweep = run_sweep(rounds, repeats)?;
+        let (counts, rounds, repeats): (Vec<usize>, Option<usize>, usize) = if lab::quick() {
+            (vec![SWEEP_CONNECTIONS], Some(40), 1)
+        } else {
+            (SWEEP_CONNECTION_COUNTS.to_vec(), None, 24)
+        };
+        let counts_label = counts
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("/");
         let mut t = Table::new(
-            "Pool size sweep: 64 keep-alive connections, read buffer held + write buffer per response",
+            &format!(
+                "Pool size sweep: {counts_label} keep-alive connections, read buffer held + write buffer per response"
+            ),
             &[
+                "connections",
                 "buffers",
                 "req/s (median)",
-                "relative throughput (paired median)",
+                "ratio to best (paired median)",
+                "wins vs best",
                 "exhaustion events",
                 "refused/shed connections",
                 "high-water",
@@ -24,33 +38,37 @@ fn main() -> std::process::ExitCode {
                 "picked",
             ],
         );
-        for (p, r) in sweep.points.iter().zip(&sweep.relative) {
-            t.rows.push(vec![
-                p.buffers.into(),
-                lab::round(p.req_per_s, 0).into(),
-                lab::round(*r, 3).into(),
-                p.exhausted.into(),
-                p.failed_connections.into(),
-                p.high_water.into(),
-                lab::round(100.0 * p.high_water as f64 / p.buffers as f64, 1).into(),
-                if sweep.pick == Some(p.buffers) {
-                    "yes"
-                } else {
-                    ""
-                }
-                .into(),
-            ]);
+        let mut picks = Vec::new();
+        for &c in &counts {
+            let sweep = run_sweep(c, rounds, repeats)?;
+            picks.push((c, sweep.pick));
+            for (i, p) in sweep.points.iter().enumerate() {
+                t.rows.push(vec![
+                    c.into(),
+                    p.buffers.into(),
+                    lab::round(p.req_per_s, 0).into(),
+                    lab::round(sweep.ratio_to_best[i], 3).into(),
+                    format!("{}/{}", sweep.wins[i], sweep.repeats).into(),
+                    p.exhausted.into(),
+                    p.failed_connections.into(),
+                    p.high_water.into(),
+                    lab::round(100.0 * p.high_water as f64 / p.buffers as f64, 1).into(),
+                    if sweep.pick == Some(p.buffers) {
+                        "yes"
+                    } else {
+                        ""
+                    }
+                    .into(),
+                ]);
+            }
         }
         t.notes = format!(
-            "{SWEEP_CONNECTIONS} connections x {rounds} rounds, {repeats} interleaved repeats \
-             (order rotated), median throughput, worst-repeat exhaustion; relative throughput = median \
-             over repeats of req/s / mean req/s of the non-exhausting sizes in the same repeat \
-             (the pick compares these). A pool smaller than \
-             the connections refuses some at accept (503); one equal to them leaves no write \
-             buffers, so connections are shed until buffers come free. The pick is {:?}; the \
-             crate default is {DEFAULT_POOL_BUFFERS}. Throughput above the knee is flat within \
-             noise. {}",
-            sweep.pick,
+            "{repeats} interleaved repeats per connection count (order rotated), 16,000 requests \
+             per point; median throughput, worst-repeat exhaustion; ratio to best = median over \
+             repeats of req/s / the best clean size's req/s in the same repeat. A pool smaller \
+             than the connections refuses some at accept (503); one equal to them leaves no \
+             write buffers, so connections are shed until buffers come free. Picks (connections, \
+             buffers): {picks:?}; the crate default is {DEFAULT_POOL_BUFFERS}. {}",
             lab::machine()
         );
         t.print();

@@ -6,8 +6,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -372,10 +372,21 @@ pub fn spawn_local_server(
 
 /// The standard scenario: concurrent keep-alive connections (the load generator's default).
 pub const SWEEP_CONNECTIONS: usize = 64;
+/// Connection counts swept, the standard one among them: the pick must follow the demand (a
+/// pool sized by measurement, not by `2 x connections` written into the sweep).
+pub const SWEEP_CONNECTION_COUNTS: [usize; 3] = [16, SWEEP_CONNECTIONS, 128];
 /// Pool sizes swept (powers of two, as slabs are sized).
-pub const SWEEP_SIZES: [usize; 5] = [32, 64, 128, 256, 512];
-/// A size qualifies at this fraction of the best throughput.
+pub const SWEEP_SIZES: [usize; 6] = [16, 32, 64, 128, 256, 512];
+/// Requests per sweep point: `rounds = SWEEP_REQUESTS / connections`, so every connection
+/// count is timed over the same amount of work.
+pub const SWEEP_REQUESTS: usize = 16_000;
+/// A size qualifies when its median paired throughput ratio to the best size is at least
+/// this (or when it beat the best in [`SWEEP_WIN_FRACTION`] of the paired repeats).
 pub const SWEEP_THROUGHPUT_FRACTION: f64 = 0.95;
+/// A size qualifies when it was faster than the best size in at least this fraction of the
+/// paired repeats: a size the best beats only by noise wins about half of them (somewhat fewer,
+/// as the best is itself picked as the maximum of noisy sizes); a really slower one wins fewer.
+pub const SWEEP_WIN_FRACTION: f64 = 1.0 / 3.0;
 
 /// One run of the standard scenario at one pool size.
 #[derive(Debug, Clone, Copy, Default)]
@@ -398,10 +409,11 @@ pub struct SweepPoint {
     pub high_water: u64,
 }
 
-/// Runs the standard scenario once: [`SWEEP_CONNECTIONS`] keep-alive clients on one thread,
-/// `rounds` closed-loop rounds of `GET /dyn` (each client sends, then each reads its answer),
-/// against a [`ThreadServer`] whose pool has `buffers` 16 KiB buffers.
-pub fn sweep_point(buffers: usize, rounds: usize) -> io::Result<SweepPoint> {
+/// Runs the scenario once: `connections` keep-alive clients on one thread (the standard
+/// scenario is [`SWEEP_CONNECTIONS`]), `rounds` closed-loop rounds of `GET /dyn` (each client
+/// sends, then each reads its answer), against a [`ThreadServer`] whose pool has `buffers`
+/// 16 KiB buffers.
+pub fn sweep_point(connections: usize, buffers: usize, rounds: usize) -> io::Result<SweepPoint> {
     let pool = SharedPool::new(PoolConfig::new(DEFAULT_BUF_SIZE, buffers).with_debug(false))
         .map_err(|e| io::Error::other(e.to_string()))?;
     let cfg = ServeConfig {
@@ -409,12 +421,12 @@ pub fn sweep_point(buffers: usize, rounds: usize) -> io::Result<SweepPoint> {
         ..ServeConfig::default()
     };
     let server = ThreadServer::start(pool, cfg)?;
-    let mut clients = (0..SWEEP_CONNECTIONS)
+    let mut clients = (0..connections)
         .map(|_| Client::connect(server.addr, 4096))
         .collect::<io::Result<Vec<_>>>()?;
     // Every connection accepted (and given its read buffer, or refused) before timing.
     wait_until(Duration::from_secs(10), || {
-        server.totals.accepted.load(Ordering::Relaxed) >= SWEEP_CONNECTIONS as u64
+        server.totals.accepted.load(Ordering::Relaxed) >= connections as u64
     });
     let mut alive = vec![true; clients.len()];
     let mut ok = 0u64;
@@ -460,63 +472,106 @@ pub fn sweep_point(buffers: usize, rounds: usize) -> io::Result<SweepPoint> {
     })
 }
 
-/// The sweep's verdict.
+/// The sweep's verdict for one connection count.
 #[derive(Debug, Clone)]
 pub struct Sweep {
+    /// Concurrent keep-alive connections.
+    pub connections: usize,
+    /// Closed-loop rounds per point.
+    pub rounds: usize,
+    /// Paired repeats.
+    pub repeats: usize,
     /// Per size: the median wall-clock throughput, the worst repetition's exhaustion and
     /// refused connections, the largest high-water mark.
     pub points: Vec<SweepPoint>,
-    /// Per size: the median over repetitions of its throughput relative to the mean of the
-    /// sizes without exhaustion in the same repetition (a paired comparison: load drifting
-    /// between repetitions on a shared machine cancels out).
-    pub relative: Vec<f64>,
-    /// The smallest size with zero exhaustion, no refused connection, and a relative
-    /// throughput of at least [`SWEEP_THROUGHPUT_FRACTION`] of the best size's among those (sizes that exhausted are not compared).
+    /// Per size: whether it served the whole scenario in every repeat (no exhaustion, no
+    /// refused or shed connection). Only these are compared on throughput: a size that refused
+    /// connections served a smaller workload.
+    pub clean: Vec<bool>,
+    /// The best clean size: the highest median over repeats of its req/s over the mean req/s
+    /// of the clean sizes in the same repeat.
+    pub best: Option<usize>,
+    /// Per size: the median over repeats of its req/s over the best size's req/s in the same
+    /// repeat (paired: load drifting between repeats on a shared machine cancels out).
+    pub ratio_to_best: Vec<f64>,
+    /// Per size: in how many repeats it was faster than the best size.
+    pub wins: Vec<usize>,
+    /// The smallest clean size whose median ratio to the best is at least
+    /// [`SWEEP_THROUGHPUT_FRACTION`] or that beat the best in at least [`SWEEP_WIN_FRACTION`]
+    /// of the repeats.
     pub pick: Option<usize>,
 }
 
-/// Runs every size `repeats` times, interleaved (A B C D E, then B C D E A, …), and picks.
-pub fn run_sweep(rounds: usize, repeats: usize) -> io::Result<Sweep> {
-    let runs = Mutex::new(vec![Vec::new(); SWEEP_SIZES.len()]);
-    // One untimed point first: the first server and client of the process pay for cold
-    // caches and first-touch page faults, which would count against whichever size ran first.
-    sweep_point(SWEEP_SIZES[SWEEP_SIZES.len() - 1], rounds.min(100))?;
+impl Sweep {
+    /// Whether the size at index `i` qualifies (see [`Sweep::pick`]).
+    pub fn qualifies(&self, i: usize) -> bool {
+        self.clean[i]
+            && (self.ratio_to_best[i] >= SWEEP_THROUGHPUT_FRACTION
+                || self.wins[i] as f64 >= SWEEP_WIN_FRACTION * self.repeats as f64)
+    }
+}
+
+/// Runs every size `repeats` times with `connections` connections, interleaved (A B C D E F,
+/// then B C D E F A, …; a multiple of the size count as `repeats` puts every size equally
+/// often in every position), `SWEEP_REQUESTS / connections` rounds per point (`rounds`
+/// overrides), and picks.
+pub fn run_sweep(connections: usize, rounds: Option<usize>, repeats: usize) -> io::Result<Sweep> {
+    let rounds = rounds.unwrap_or(SWEEP_REQUESTS / connections.max(1)).max(1);
+    let n = SWEEP_SIZES.len();
+    let mut runs: Vec<Vec<SweepPoint>> = vec![Vec::new(); n];
+    // One untimed point first: the first server and client of the run pay for cold caches
+    // and first-touch page faults, which would count against whichever size ran first.
+    sweep_point(connections, SWEEP_SIZES[n - 1], rounds.min(100))?;
     for r in 0..repeats {
-        // Rotate the order each repetition, so no size always follows the same neighbour (and,
-        // with a multiple of the size count as repeats, every size runs equally often in every
-        // position: a drift within a repetition then favours none).
-        for k in 0..SWEEP_SIZES.len() {
-            let i = (k + r) % SWEEP_SIZES.len();
+        for k in 0..n {
+            let i = (k + r) % n;
             let size = SWEEP_SIZES[i];
-            let p = sweep_point(size, rounds)?;
+            let p = sweep_point(connections, size, rounds)?;
             eprintln!(
-                "  pool {size:>4}: {:>8.0} req/s, {:>8.0} req/CPU-s, exhausted {}, failed conns {}, high-water {}",
-                p.req_per_s, p.req_per_cpu_s, p.exhausted, p.failed_connections, p.high_water
+                "  {connections:>3} conns, pool {size:>4}: {:>8.0} req/s, exhausted {}, failed conns {}, high-water {}",
+                p.req_per_s, p.exhausted, p.failed_connections, p.high_water
             );
-            if let Ok(mut r) = runs.lock() {
-                r[i].push(p);
-            }
+            runs[i].push(p);
         }
     }
-    let runs = runs.into_inner().unwrap_or_default();
-    // Paired comparison: in each repetition, each size's throughput over the mean of the sizes
-    // that did not exhaust in that repetition.
-    let mut rel: Vec<Vec<f64>> = vec![Vec::new(); SWEEP_SIZES.len()];
-    for r in 0..repeats {
-        let clean: Vec<f64> = runs
-            .iter()
-            .filter_map(|v| v.get(r))
-            .filter(|p| p.exhausted == 0 && p.failed_connections == 0)
-            .map(|p| p.req_per_s)
+    let clean: Vec<bool> = runs
+        .iter()
+        .map(|v| {
+            v.iter()
+                .all(|p| p.exhausted == 0 && p.failed_connections == 0)
+        })
+        .collect();
+    // The best: highest median of req/s over the mean of the clean sizes in the same repeat.
+    let mut best_i = None;
+    let mut best_rel = f64::MIN;
+    for i in (0..n).filter(|&i| clean[i]) {
+        let mut rel: Vec<f64> = (0..repeats)
+            .map(|r| {
+                let mean = (0..n)
+                    .filter(|&j| clean[j])
+                    .map(|j| runs[j][r].req_per_s)
+                    .sum::<f64>()
+                    / clean.iter().filter(|&&c| c).count() as f64;
+                runs[i][r].req_per_s / mean.max(1e-9)
+            })
             .collect();
-        let mean = clean.iter().sum::<f64>() / clean.len().max(1) as f64;
-        for (i, v) in runs.iter().enumerate() {
-            if let Some(p) = v.get(r) {
-                rel[i].push(p.req_per_s / mean.max(1e-9));
-            }
+        let m = quantile(&mut rel, 0.5);
+        if m > best_rel {
+            best_rel = m;
+            best_i = Some(i);
         }
     }
-    let relative: Vec<f64> = rel.into_iter().map(|mut v| quantile(&mut v, 0.5)).collect();
+    let mut ratio_to_best = vec![0.0; n];
+    let mut wins = vec![0; n];
+    if let Some(b) = best_i {
+        for i in 0..n {
+            let mut ratios: Vec<f64> = (0..repeats)
+                .map(|r| runs[i][r].req_per_s / runs[b][r].req_per_s.max(1e-9))
+                .collect();
+            wins[i] = ratios.iter().filter(|&&x| x > 1.0).count();
+            ratio_to_best[i] = quantile(&mut ratios, 0.5);
+        }
+    }
     let points: Vec<SweepPoint> = runs
         .into_iter()
         .map(|mut v| {
@@ -532,24 +587,17 @@ pub fn run_sweep(rounds: usize, repeats: usize) -> io::Result<Sweep> {
             m
         })
         .collect();
-    // The best among the sizes that served the whole scenario: a size that exhausted refused
-    // or shed connections, so its req/s is for a smaller workload and is not comparable.
-    let best = points
-        .iter()
-        .zip(&relative)
-        .filter(|(p, _)| p.exhausted == 0 && p.failed_connections == 0)
-        .map(|(_, r)| *r)
-        .fold(0.0, f64::max);
-    let pick = points
-        .iter()
-        .zip(&relative)
-        .find(|(p, r)| {
-            p.exhausted == 0 && p.failed_connections == 0 && **r >= SWEEP_THROUGHPUT_FRACTION * best
-        })
-        .map(|(p, _)| p.buffers);
-    Ok(Sweep {
+    let mut sweep = Sweep {
+        connections,
+        rounds,
+        repeats,
         points,
-        relative,
-        pick,
-    })
+        clean,
+        best: best_i.map(|b| SWEEP_SIZES[b]),
+        ratio_to_best,
+        wins,
+        pick: None,
+    };
+    sweep.pick = (0..n).find(|&i| sweep.qualifies(i)).map(|i| SWEEP_SIZES[i]);
+    Ok(sweep)
 }

@@ -1,6 +1,7 @@
 //! The operating-system edge: anonymous memory regions (`mmap`, huge pages, `madvise`),
-//! `sendfile`, `splice` through a [`Pipe`], `getrusage` with page-fault counts, and a counting
-//! global allocator.
+//! `sendfile`, `splice` through a [`Pipe`], `getrusage` with page-fault counts, a counting
+//! global allocator, and a per-thread seccomp filter that forbids every user-space data path
+//! ([`forbid_user_space_data_path`], the zero-copy evidence).
 //!
 //! One of the crate's three modules allowed `unsafe` (with `pool` and `arena`). Every block
 //! carries a `// SAFETY:` note.
@@ -515,6 +516,151 @@ pub fn rusage(thread: bool) -> io::Result<Usage> {
         minor_faults: ru.ru_minflt.max(0) as u64,
         major_faults: ru.ru_majflt.max(0) as u64,
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// No user-space data path: a per-thread seccomp filter
+
+/// Installs on the **calling thread only** (no `SECCOMP_FILTER_FLAG_TSYNC`; the filter dies
+/// with the thread) a seccomp filter under which every system call that moves data between a
+/// descriptor and user memory fails with `EPERM`: `read`, `write`, `pread64`, `pwrite64`,
+/// `readv`, `writev`, `preadv`, `pwritev`, `preadv2`, `pwritev2`, `recvfrom`, `sendto`,
+/// `recvmsg`, `sendmsg`, `recvmmsg`, `sendmmsg`, `vmsplice`, `process_vm_readv`,
+/// `process_vm_writev`, `io_setup`/`io_submit` (AIO), `io_uring_setup`/`io_uring_enter`, and
+/// `mmap` of a descriptor (anonymous `mmap`, fd = -1, stays allowed for the allocator). A
+/// foreign architecture or the x32 ABI is refused outright. Everything else (`sendfile`,
+/// `splice`, `pipe2`, `fcntl`, `close`, …) is allowed.
+///
+/// With it, a file body that still arrives byte-exact at the peer cannot have passed through
+/// this thread's memory: the evidence that `sendfile` and `splice` are zero-copy, with
+/// `read` + `write` (which must fail with `EPERM` under it) as the control that shows the
+/// filter bites. Irreversible for the thread (it also sets `PR_SET_NO_NEW_PRIVS`): call it
+/// on a thread made for the purpose. Linux on x86-64 or aarch64 only.
+pub fn forbid_user_space_data_path() -> io::Result<()> {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        seccomp_forbid_user_space_data_path()
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the seccomp data-path filter is for Linux on x86-64 or aarch64",
+        ))
+    }
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn seccomp_forbid_user_space_data_path() -> io::Result<()> {
+    use libc::{
+        BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_RET_ALLOW,
+        SECCOMP_RET_ERRNO, sock_filter, sock_fprog,
+    };
+    #[cfg(target_arch = "x86_64")]
+    const ARCH: u32 = 0xC000_003E; // AUDIT_ARCH_X86_64
+    #[cfg(target_arch = "aarch64")]
+    const ARCH: u32 = 0xC000_00B7; // AUDIT_ARCH_AARCH64
+    // struct seccomp_data: nr at 0, arch at 4, ip at 8, args[6] (u64) from 16.
+    const NR: u32 = 0;
+    const ARCH_OFF: u32 = 4;
+    const ARG4_LO: u32 = 16 + 4 * 8; // mmap's fd, low word (little-endian)
+    let deny = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    let stmt = |code: u32, k: u32| sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| sock_filter {
+        code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let denied: Vec<u32> = [
+        libc::SYS_read,
+        libc::SYS_write,
+        libc::SYS_pread64,
+        libc::SYS_pwrite64,
+        libc::SYS_readv,
+        libc::SYS_writev,
+        libc::SYS_preadv,
+        libc::SYS_pwritev,
+        libc::SYS_preadv2,
+        libc::SYS_pwritev2,
+        libc::SYS_recvfrom,
+        libc::SYS_sendto,
+        libc::SYS_recvmsg,
+        libc::SYS_sendmsg,
+        libc::SYS_recvmmsg,
+        libc::SYS_sendmmsg,
+        libc::SYS_vmsplice,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_io_setup,
+        libc::SYS_io_submit,
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+    ]
+    .into_iter()
+    .map(|n| n as u32)
+    .collect();
+    let mut prog = vec![
+        stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFF),
+        jeq(ARCH, 1, 0),
+        stmt(BPF_RET | BPF_K, deny),
+        stmt(BPF_LD | BPF_W | BPF_ABS, NR),
+        // x32 system calls (bit 30 set) on x86-64: refused.
+        sock_filter {
+            code: (BPF_JMP | BPF_JGE | BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: 0x4000_0000,
+        },
+        stmt(BPF_RET | BPF_K, deny),
+    ];
+    for &nr in &denied {
+        prog.push(jeq(nr, 0, 1));
+        prog.push(stmt(BPF_RET | BPF_K, deny));
+    }
+    // mmap: allowed only anonymous (fd == -1; low word 0xffff_ffff).
+    prog.push(jeq(libc::SYS_mmap as u32, 0, 3));
+    prog.push(stmt(BPF_LD | BPF_W | BPF_ABS, ARG4_LO));
+    prog.push(jeq(u32::MAX, 1, 0));
+    prog.push(stmt(BPF_RET | BPF_K, deny));
+    prog.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    let fprog = sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| io::Error::other("filter too long"))?,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) takes integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fprog` points at `prog`, a live array of `len` sock_filter instructions, for
+    // the duration of the call (the kernel copies the program); no flags, so only the calling
+    // thread is filtered.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0,
+            &fprog as *const sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
