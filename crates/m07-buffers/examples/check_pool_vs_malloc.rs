@@ -260,49 +260,36 @@ impl Drop for PlainBuf<'_> {
     }
 }
 
-fn bare_ns(size: usize, idx: &[usize]) -> f64 {
-    // The slab is never touched (the loop only lets addresses escape); it exists so that the
-    // addresses are real ones.
-    let stride = size.div_ceil(64) * 64;
-    let slab = vec![0u8; stride * LIVE];
-    let stack = BareStack::new(&slab, stride, LIVE);
-    let mut live: Vec<Option<_>> = (0..LIVE)
-        .map(|_| Some(stack.alloc().expect("slot")))
-        .collect();
-    let ns = churn!(
-        live,
-        idx,
-        match stack.alloc() {
-            Some(b) => b,
-            None => unreachable!("a slot was just freed"),
-        },
-        |b: &BareBuf<'_>| b.addr
-    );
-    drop(live);
-    drop(black_box(slab));
-    ns
+/// `fn $name(size, idx) -> ns per step` for a yardstick stack type: the churn over a slab that is
+/// never touched (the loop only lets addresses escape; it exists so that the addresses are
+/// real ones). One definition for both stacks, so they are timed by the very same loop.
+macro_rules! stack_ns {
+    ($name:ident, $stack:ident, $buf:ident) => {
+        fn $name(size: usize, idx: &[usize]) -> f64 {
+            let stride = size.div_ceil(64) * 64;
+            let slab = vec![0u8; stride * LIVE];
+            let stack = $stack::new(&slab, stride, LIVE);
+            let mut live: Vec<Option<_>> = (0..LIVE)
+                .map(|_| Some(stack.alloc().expect("slot")))
+                .collect();
+            let ns = churn!(
+                live,
+                idx,
+                match stack.alloc() {
+                    Some(b) => b,
+                    None => unreachable!("a slot was just freed"),
+                },
+                |b: &$buf<'_>| b.addr
+            );
+            drop(live);
+            drop(black_box(slab));
+            ns
+        }
+    };
 }
 
-fn plain_ns(size: usize, idx: &[usize]) -> f64 {
-    let stride = size.div_ceil(64) * 64;
-    let slab = vec![0u8; stride * LIVE];
-    let stack = PlainStack::new(&slab, stride, LIVE);
-    let mut live: Vec<Option<_>> = (0..LIVE)
-        .map(|_| Some(stack.alloc().expect("slot")))
-        .collect();
-    let ns = churn!(
-        live,
-        idx,
-        match stack.alloc() {
-            Some(b) => b,
-            None => unreachable!("a slot was just freed"),
-        },
-        |b: &PlainBuf<'_>| b.addr
-    );
-    drop(live);
-    drop(black_box(slab));
-    ns
-}
+stack_ns!(bare_ns, BareStack, BareBuf);
+stack_ns!(plain_ns, PlainStack, PlainBuf);
 
 /// A handle-sized value that is not `Copy` (so the loop drops it like the real handles).
 struct Token([usize; 3]);

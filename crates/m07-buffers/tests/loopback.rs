@@ -175,11 +175,21 @@ fn test_exhausted_pool_at_accept_rejects_with_503() {
     assert!(pool.outstanding().is_empty());
 }
 
-/// Serves `content` (written to a temporary file) as a `200 OK` response with `method` over a
-/// loopback socket; returns the bytes sent and the body the peer received, after checking
-/// that the head announces the right length.
-fn serve_file_over_loopback(content: &[u8], method: FileMethod) -> (u64, Vec<u8>) {
-    let path = std::env::temp_dir().join(format!("m07-file-{}-{method:?}", std::process::id()));
+/// The common setup of the file-serving tests: `content` written to a temporary file (named by
+/// `tag`, the process and `method`) and opened, and a loopback connection whose peer thread
+/// reads everything until EOF. Returns the file's path (remove it when done), the open file,
+/// the sending socket and the peer's join handle.
+fn file_and_sink(
+    content: &[u8],
+    tag: &str,
+    method: FileMethod,
+) -> (
+    std::path::PathBuf,
+    std::fs::File,
+    std::net::TcpStream,
+    std::thread::JoinHandle<Vec<u8>>,
+) {
+    let path = std::env::temp_dir().join(format!("m07-{tag}-{}-{method:?}", std::process::id()));
     std::fs::write(&path, content).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -190,10 +200,18 @@ fn serve_file_over_loopback(content: &[u8], method: FileMethod) -> (u64, Vec<u8>
         s.read_to_end(&mut all).unwrap();
         all
     });
-    let mut sock = lab::connect(addr).unwrap();
+    let sock = lab::connect(addr).unwrap();
     sock.set_write_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let mut file = std::fs::File::open(&path).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    (path, file, sock, reader)
+}
+
+/// Serves `content` (written to a temporary file) as a `200 OK` response with `method` over a
+/// loopback socket; returns the bytes sent and the body the peer received, after checking
+/// that the head announces the right length.
+fn serve_file_over_loopback(content: &[u8], method: FileMethod) -> (u64, Vec<u8>) {
+    let (path, mut file, mut sock, reader) = file_and_sink(content, "file", method);
     let mut head = Vec::new();
     let mut buf = vec![0u8; 65536];
     let len = content.len() as u64;
@@ -241,21 +259,7 @@ fn serve_body_without_user_space_path(
     content: &[u8],
     method: FileMethod,
 ) -> (std::io::Result<u64>, Vec<u8>) {
-    let path = std::env::temp_dir().join(format!("m07-nocopy-{}-{method:?}", std::process::id()));
-    std::fs::write(&path, content).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let reader = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut all = Vec::new();
-        s.read_to_end(&mut all).unwrap();
-        all
-    });
-    let mut sock = lab::connect(addr).unwrap();
-    sock.set_write_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let mut file = std::fs::File::open(&path).unwrap();
+    let (path, mut file, mut sock, reader) = file_and_sink(content, "nocopy", method);
     let len = content.len() as u64;
     let sent = std::thread::spawn(move || {
         let mut buf = vec![0u8; 65536];
